@@ -1,0 +1,28 @@
+package pgtest
+
+import (
+	"net/url"
+	"os"
+)
+
+var pid = os.Getpid()
+
+func envDSN() string { return os.Getenv(EnvDSN) }
+
+// withDB returns dsn pointing at database db.
+func withDB(dsn, db string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	u.Path = "/" + db
+	return u.String()
+}
+
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparseable DSN)"
+	}
+	return u.Redacted()
+}
