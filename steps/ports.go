@@ -73,6 +73,50 @@ type Check struct {
 	// Facts are figures worth showing next to the verdict (counts, probe
 	// statuses, weights), in display order.
 	Facts []Fact `json:"facts,omitempty"`
+	// Pause, when set, means the step stopped to wait for a person instead
+	// of failing: the runner asks for one of Pause.Choices (see Pause).
+	Pause *Pause `json:"pause,omitempty"`
+}
+
+// PauseKind says what a paused step waits for.
+type PauseKind string
+
+const (
+	// PauseApproval: a lead approves the next stage of a gradual step.
+	PauseApproval PauseKind = "approval"
+	// PauseManual: a person makes a change by hand, then clicks "Mark done".
+	PauseManual PauseKind = "manual"
+	// PauseBreach: a health gate failed clearly; the adapter has already
+	// moved back to the last good state.
+	PauseBreach PauseKind = "breach"
+	// PauseInconclusive: a health gate could not decide (too little
+	// traffic, borderline figures); a lead decides instead of the bot.
+	PauseInconclusive PauseKind = "inconclusive"
+)
+
+// Choice is one answer a person can give to a Pause.
+type Choice string
+
+const (
+	ChoiceApprove  Choice = "approve"  // go on to the next stage
+	ChoiceDone     Choice = "done"     // "Mark done": the manual change is made
+	ChoiceResume   Choice = "resume"   // run the paused stage again
+	ChoiceRollBack Choice = "rollback" // move everything back to the old generation
+	ChoiceAbort    Choice = "abort"    // abort the run; the runner handles it
+)
+
+// Pause is a step's request to wait for a person rather than block inside
+// Do. The runner shows Message (and the Check's Facts) with one button per
+// choice. When someone answers, the runner writes the choice to the step's
+// Journal under Key and runs the step's Do again; the adapter reads its own
+// key back and goes on from there. ChoiceAbort is the runner's own (it
+// aborts the run) and need not be written back. Keys are unique per
+// question, so an answer is never applied to a later question.
+type Pause struct {
+	Kind    PauseKind `json:"kind"`
+	Key     string    `json:"key"`
+	Message string    `json:"message"`
+	Choices []Choice  `json:"choices"`
 }
 
 // Fact is one named figure of a Check.
