@@ -24,9 +24,9 @@ type Node struct {
 	AdminURL    string     `json:"admin_url"`
 	ProxyURL    string     `json:"proxy_url"`
 	Reachable   bool       `json:"reachable"`
-	Version     string     `json:"version,omitempty"`      // from GET /
-	DatabaseOK  bool       `json:"database_ok"`            // GET /status database.reachable
-	Available   []string   `json:"available,omitempty"`    // plugins.available_on_server
+	Version     string     `json:"version,omitempty"`       // from GET /
+	DatabaseOK  bool       `json:"database_ok"`             // GET /status database.reachable
+	Available   []string   `json:"available,omitempty"`     // plugins.available_on_server
 	EnabledInDB []string   `json:"enabled_in_db,omitempty"` // plugins.enabled_in_cluster
 	Error       string     `json:"error,omitempty"`
 }
@@ -39,8 +39,8 @@ const (
 	SchemaEmpty       SchemaState = "empty"
 	Schema013         SchemaState = "0.13"
 	Schema014         SchemaState = "0.14"
-	Schema10Pending   SchemaState = "1.0-pending"  // 1.0 `up` done, `finish` not yet
-	Schema10          SchemaState = "1.0"          // finished (or fresh bootstrap)
+	Schema10Pending   SchemaState = "1.0-pending" // 1.0 `up` done, `finish` not yet
+	Schema10          SchemaState = "1.0"         // finished (or fresh bootstrap)
 	Schema10Bootstrap SchemaState = "1.0-bootstrapped-empty"
 	SchemaUnknown     SchemaState = "unknown"
 )
