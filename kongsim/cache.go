@@ -1,0 +1,334 @@
+package kongsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cache segments. Kong caches entity by entity; kongsim caches the few sets
+// the proxy needs and drops a whole set when any key of it is invalidated,
+// which keeps the observable timing (own writes at once, other nodes' writes
+// at the next poll) without a per-key cache.
+type segment uint8
+
+const (
+	segAPIs segment = 1 << iota
+	segRouter
+	segPlugins
+	segConsumers
+	segPluginsMap
+	segAll = segAPIs | segRouter | segPlugins | segConsumers | segPluginsMap
+)
+
+// segmentsForKey maps a Kong cache key (cluster_events data) to segments.
+func segmentsForKey(key string) segment {
+	switch {
+	case key == "router:version":
+		return segRouter
+	case key == "api_router:version":
+		return segAPIs
+	case key == "plugins_map:version":
+		return segPluginsMap
+	case strings.HasPrefix(key, "plugins:"):
+		return segPlugins
+	case strings.HasPrefix(key, "consumers:"), strings.HasPrefix(key, "keyauth_credentials:"):
+		return segConsumers
+	case strings.HasPrefix(key, "apis:"):
+		return segAPIs
+	case strings.HasPrefix(key, "services:"), strings.HasPrefix(key, "routes:"):
+		return segRouter
+	}
+	return 0
+}
+
+type nodeCache struct {
+	n *Node
+
+	mu    sync.Mutex
+	dirty segment
+	snap  *snapshot
+
+	pollMu   sync.Mutex
+	lastPoll time.Time
+	seen     map[string]time.Time
+}
+
+// snapshot is an immutable ProxyView.
+type snapshot struct {
+	version    Version
+	loaded     map[string]bool
+	apis       []API
+	routes     []Route
+	services   map[string]Service
+	plugins    []Plugin // as stored
+	pluginsMap map[string]bool
+	running    []Plugin // plugins filtered by loaded and plugins_map
+	consumers  map[string]Consumer
+	keys       map[string]KeyAuthCredential
+}
+
+func newNodeCache(n *Node) *nodeCache {
+	return &nodeCache{n: n, dirty: segAll, snap: &snapshot{version: n.version, loaded: n.loaded,
+		services: map[string]Service{}, consumers: map[string]Consumer{}, keys: map[string]KeyAuthCredential{}}}
+}
+
+// invalidate marks segments stale on this node.
+func (c *nodeCache) invalidate(keys ...string) {
+	var s segment
+	for _, k := range keys {
+		s |= segmentsForKey(k)
+	}
+	if s == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.dirty |= s
+	c.mu.Unlock()
+}
+
+func (c *nodeCache) view(ctx context.Context) (ProxyView, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dirty == 0 {
+		return c.snap, nil
+	}
+	next := *c.snap
+	err := c.rebuild(ctx, &next, c.dirty)
+	if err != nil {
+		// Like Kong's cache, keep serving what was cached when the datastore
+		// cannot be read (schema moved, database down); retry next request.
+		c.n.log.Warn("cache refresh failed, serving cached entities", "err", err)
+		return c.snap, nil
+	}
+	c.snap = &next
+	c.dirty = 0
+	return c.snap, nil
+}
+
+func (c *nodeCache) rebuild(ctx context.Context, s *snapshot, d segment) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	db := c.n.pool
+	v := c.n.version
+	if d&segAPIs != 0 {
+		if v.Is10() {
+			s.apis = nil
+		} else {
+			apis, err := selectAPIs(ctx, db, "", nil)
+			if err != nil {
+				return err
+			}
+			sort.SliceStable(apis, func(i, j int) bool { return apis[i].CreatedAt.Before(apis[j].CreatedAt) })
+			s.apis = apis
+		}
+	}
+	if d&segRouter != 0 {
+		routes, err := selectRoutes(ctx, db, v, "", nil)
+		if err != nil {
+			return err
+		}
+		sort.SliceStable(routes, func(i, j int) bool {
+			if routes[i].RegexPriority != routes[j].RegexPriority {
+				return routes[i].RegexPriority > routes[j].RegexPriority
+			}
+			return routes[i].CreatedAt.Before(routes[j].CreatedAt)
+		})
+		svcs, err := selectServices(ctx, db, "", nil)
+		if err != nil {
+			return err
+		}
+		s.routes = routes
+		s.services = make(map[string]Service, len(svcs))
+		for _, sv := range svcs {
+			s.services[sv.ID] = sv
+		}
+	}
+	if d&segPlugins != 0 {
+		ps, err := selectPlugins(ctx, db, v, "", nil)
+		if err != nil {
+			return err
+		}
+		s.plugins = ps
+	}
+	if v.Is10() && (d&segPluginsMap != 0 || s.pluginsMap == nil) {
+		// 1.0 caches the set of configured plugin names under
+		// plugins_map:version; only that key's invalidation rebuilds it.
+		names := map[string]bool{}
+		rows, err := db.Query(ctx, `SELECT DISTINCT name FROM plugins`)
+		if err != nil {
+			return fmt.Errorf("reading plugins map: %w", err)
+		}
+		for rows.Next() {
+			var nm string
+			if err := rows.Scan(&nm); err != nil {
+				rows.Close()
+				return err
+			}
+			names[nm] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		s.pluginsMap = names
+	}
+	if d&segConsumers != 0 {
+		cs, err := selectConsumers(ctx, db, "", nil)
+		if err != nil {
+			return err
+		}
+		s.consumers = make(map[string]Consumer, len(cs))
+		for _, cn := range cs {
+			s.consumers[cn.ID] = cn
+		}
+		ks, err := selectKeyAuth(ctx, db, "", nil)
+		if err != nil {
+			return err
+		}
+		s.keys = make(map[string]KeyAuthCredential, len(ks))
+		for _, k := range ks {
+			s.keys[k.Key] = k
+		}
+	}
+	s.running = s.running[:0:0]
+	for _, p := range s.plugins {
+		if !s.loaded[p.Name] {
+			continue
+		}
+		if v.Is10() && !s.pluginsMap[p.Name] {
+			continue
+		}
+		s.running = append(s.running, p)
+	}
+	return nil
+}
+
+func (s *snapshot) Version() Version { return s.version }
+func (s *snapshot) APIs() []API      { return s.apis }
+func (s *snapshot) Routes() []Route  { return s.routes }
+func (s *snapshot) Service(id string) (Service, bool) {
+	sv, ok := s.services[id]
+	return sv, ok
+}
+func (s *snapshot) Plugins() []Plugin { return s.running }
+func (s *snapshot) Consumer(id string) (Consumer, bool) {
+	c, ok := s.consumers[id]
+	return c, ok
+}
+func (s *snapshot) ConsumerByKey(key string) (KeyAuthCredential, Consumer, bool) {
+	k, ok := s.keys[key]
+	if !ok {
+		return KeyAuthCredential{}, Consumer{}, false
+	}
+	c, ok := s.consumers[k.ConsumerID]
+	return k, c, ok
+}
+func (s *snapshot) PluginLoaded(name string) bool { return s.loaded[name] }
+
+// broadcast invalidates keys locally and tells the other nodes through
+// cluster_events, as Kong's DAO events do.
+func (n *Node) broadcast(ctx context.Context, keys ...string) {
+	n.cache.invalidate(keys...)
+	if len(keys) == 0 {
+		return
+	}
+	batch := &pgx.Batch{}
+	for _, k := range keys {
+		batch.Queue(`INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
+			VALUES ($1, $2, now(), NULL, now() + interval '3600 seconds', 'invalidations', $3)`,
+			newUUID(), n.nodeID, k)
+	}
+	if err := n.pool.SendBatch(ctx, batch).Close(); err != nil {
+		n.log.Warn("could not broadcast invalidation", "keys", keys, "err", err)
+	}
+}
+
+// poll reads other nodes' invalidations every DBUpdateFrequency.
+func (c *nodeCache) poll(ctx context.Context) {
+	t := time.NewTicker(c.n.opts.DBUpdateFrequency)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.pollOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			c.n.log.Warn("cluster_events poll failed", "err", err)
+		}
+	}
+}
+
+func (c *nodeCache) pollOnce(ctx context.Context) error {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var now time.Time
+	if err := c.n.pool.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return fmt.Errorf("reading db time: %w", err)
+	}
+	if c.lastPoll.IsZero() {
+		c.lastPoll = now
+		c.seen = map[string]time.Time{}
+		return nil
+	}
+	// A second of overlap catches rows whose transaction committed after
+	// the previous poll although their `at` is earlier; ids dedupe.
+	rows, err := c.n.pool.Query(ctx, `SELECT id::text, data FROM cluster_events
+		WHERE channel = 'invalidations' AND node_id <> $1 AND at > $2 AND at <= $3`,
+		c.n.nodeID, c.lastPoll.Add(-time.Second), now)
+	if err != nil {
+		return fmt.Errorf("polling cluster_events: %w", err)
+	}
+	var keys []string
+	for rows.Next() {
+		var id, data string
+		if err := rows.Scan(&id, &data); err != nil {
+			rows.Close()
+			return err
+		}
+		if _, dup := c.seen[id]; dup {
+			continue
+		}
+		c.seen[id] = now
+		keys = append(keys, data)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for id, at := range c.seen {
+		if now.Sub(at) > 10*time.Second {
+			delete(c.seen, id)
+		}
+	}
+	c.lastPoll = now
+	c.invalidate(keys...)
+	return nil
+}
+
+// decodeConfig parses a stored plugin config, keeping numbers exact.
+func decodeConfig(b []byte) (map[string]any, error) {
+	if len(b) == 0 {
+		return map[string]any{}, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("decoding plugin config: %w", err)
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
