@@ -224,6 +224,14 @@ type Snapshotter interface {
 	Snapshot(ctx context.Context, gateway, label string) (archive string, err error)
 }
 
+// Preflighter runs the checks that must pass before a hop starts ("1":
+// 0.13 → 0.14.1, "2": 0.14.1 → 1.0.3). Approvers' answers (e.g. that a
+// custom plugin is compatible with 1.0.3) are read from j; while one is
+// missing the Check carries a Pause asking for it.
+type Preflighter interface {
+	Preflight(ctx context.Context, gateway, hop string, j Journal) (Check, error)
+}
+
 // Kong is everything the runbook does to a gateway; package kong implements it.
 type Kong interface {
 	Inspector

@@ -17,6 +17,9 @@ const (
 	RunWaitingManual RunStatus = "waiting-manual"
 	// RunFailed: the current step failed; it waits for Retry, Skip or Abort.
 	RunFailed RunStatus = "failed"
+	// RunPaused: the current step asked a person to decide (Check.Pause:
+	// approve the next traffic stage, a gate breach, a manual move).
+	RunPaused RunStatus = "paused"
 	// RunAborting: abort was asked; the bot waits for the running step to
 	// end, for a rollback choice, or for the chosen rollback to finish.
 	RunAborting RunStatus = "aborting"
@@ -37,6 +40,7 @@ const (
 	StepAwaitingApproval StepStatus = "awaiting-approval"
 	StepRunning          StepStatus = "running"
 	StepWaitingManual    StepStatus = "waiting-manual"
+	StepPaused           StepStatus = "paused"
 	StepSucceeded        StepStatus = "succeeded"
 	StepFailed           StepStatus = "failed"
 	StepSkipped          StepStatus = "skipped"
@@ -174,6 +178,8 @@ const (
 	EvMarkDone      EventKind = "mark-done" // people say a manual step is done
 	EvRollback      EventKind = "rollback"  // a rollback choice after abort
 	EvRollbackDone  EventKind = "rollback-done"
+	// EvAnswer: a person answered a step's Pause (Key, Answer).
+	EvAnswer EventKind = "answer"
 	// EvReinspect: the runner read the gateway again and the fingerprint
 	// changed; approvals given for the old one no longer count.
 	EvReinspect EventKind = "reinspect"
@@ -193,6 +199,12 @@ type Event struct {
 	Reason      string         `json:"reason,omitempty"`
 	Choice      RollbackAction `json:"choice,omitempty"`
 	Token       int            `json:"token,omitempty"` // EvTimer
+	// Attempt is the step attempt a runner outcome belongs to (0: the
+	// current one); an outcome of an older attempt is stale.
+	Attempt int `json:"attempt,omitempty"`
+	// Key and Answer answer a Pause (EvAnswer).
+	Key    string `json:"key,omitempty"`
+	Answer Choice `json:"answer,omitempty"`
 }
 
 // EffectKind names what the runner must do.
@@ -200,7 +212,9 @@ type EffectKind string
 
 const (
 	// EffExecute: run the step's Do, then its Verify; report EvStepSucceeded
-	// or EvStepFailed.
+	// (Verify OK) or EvStepFailed (Do failed, Verify errored or not OK), with
+	// the Check: from Verify, or from the Do error via CheckOf (a
+	// PausedError's Check carries the Pause the engine waits on).
 	EffExecute EffectKind = "execute-step"
 	// EffVerify: run only the step's Verify; report EvVerified.
 	EffVerify EffectKind = "verify-step"
@@ -231,6 +245,7 @@ const (
 	MsgStepSkipped      MessageKind = "step-skipped"
 	MsgManual           MessageKind = "manual-instructions"
 	MsgManualPending    MessageKind = "manual-not-verified"
+	MsgPaused           MessageKind = "step-paused"
 	MsgAbortRequested   MessageKind = "abort-requested"
 	MsgRollbackOffer    MessageKind = "rollback-offer"
 	MsgRollbackDone     MessageKind = "rollback-done"
