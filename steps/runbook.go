@@ -267,7 +267,7 @@ func hop2() Hop {
 		},
 		{
 			ID: "hop2.apis-convert", Hop: "hop2", Kind: KindAction, Risk: RiskNormal, Gate: true, Idempotent: true, Skippable: true,
-			Title:    "Convert APIs to Services and Routes",
+			Title: "Convert APIs to Services and Routes",
 			// Normal risk: it only adds Services, Routes and plugins; the APIs
 			// stay, so nothing is lost until the separate delete step.
 			Runbook:  "Each API becomes a Service + Route, its plugins moved; the APIs stay until the next step.",
