@@ -1,0 +1,286 @@
+package localslack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configure a Server. The zero value is usable.
+type Options struct {
+	// Addr is the listen address; default "127.0.0.1:0" (a free port).
+	Addr string
+	// Seed is the workspace; nil means DefaultSeed().
+	Seed *Seed
+	// BotToken (xoxb-…) authorizes Web API calls; AppToken (xapp-…) authorizes
+	// apps.connections.open. Defaults are fixed fake tokens.
+	BotToken string
+	AppToken string
+	// SigningSecret signs requests sent to the bot in HTTP mode.
+	SigningSecret string
+	// Endpoints are the bot's HTTP-mode URLs, used when no Socket Mode
+	// connection is open. They can be changed later with SetEndpoints.
+	Endpoints Endpoints
+	// AckTimeout is Slack's acknowledgement deadline; default 3s. Acks after it
+	// are recorded as late.
+	AckTimeout time.Duration
+	// PingInterval is how often the Socket Mode WebSocket is pinged; default
+	// 10s (slack-go reconnects when no ping arrives within its own interval).
+	PingInterval time.Duration
+	// DisconnectGrace is how long a socket told to refresh stays open before
+	// localslack closes it; default 2s.
+	DisconnectGrace time.Duration
+	// Now is the clock for message timestamps and signatures; default time.Now.
+	Now func() time.Time
+	// Logger receives debug logs; default discards. Tokens are never logged.
+	Logger *slog.Logger
+}
+
+// Endpoints are a bot's HTTP-mode request URLs.
+type Endpoints struct {
+	Commands     string // slash commands (form-encoded)
+	Interactions string // block_actions (payload=<json> form field)
+	Events       string // Events API (JSON)
+}
+
+const (
+	defaultBotToken      = "xoxb-localslack-bot-token"
+	defaultAppToken      = "xapp-1-localslack-app-token"
+	defaultSigningSecret = "localslack-signing-secret"
+)
+
+// Server is a local Slack workspace. Create it with New and Start it.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	srv      *http.Server
+	ln       net.Listener
+	baseURL  string
+	client   *http.Client
+	started  bool
+	closed   chan struct{}
+	serveErr chan error
+	bg       sync.WaitGroup
+
+	mu    sync.Mutex
+	st    *state
+	ver   uint64
+	chg   chan struct{}
+	socks map[string]*socketConn
+	rr    int
+}
+
+// New returns an unstarted Server. It panics on an invalid Options.Seed, which
+// is a programming error in the caller (LoadSeed validates files).
+func New(opts Options) *Server {
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.BotToken == "" {
+		opts.BotToken = defaultBotToken
+	}
+	if opts.AppToken == "" {
+		opts.AppToken = defaultAppToken
+	}
+	if opts.SigningSecret == "" {
+		opts.SigningSecret = defaultSigningSecret
+	}
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = 3 * time.Second
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 10 * time.Second
+	}
+	if opts.DisconnectGrace <= 0 {
+		opts.DisconnectGrace = 2 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	seed := DefaultSeed()
+	if opts.Seed != nil {
+		seed = *opts.Seed
+	}
+	if err := seed.Validate(); err != nil {
+		panic(fmt.Sprintf("localslack: invalid seed: %v", err))
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 256
+	tr.MaxIdleConnsPerHost = 128
+	return &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		now:      opts.Now,
+		client:   &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		closed:   make(chan struct{}),
+		serveErr: make(chan error, 1),
+		st:       newState(seed),
+		chg:      make(chan struct{}),
+		socks:    map[string]*socketConn{},
+	}
+}
+
+// Start listens and serves until Close or until ctx is cancelled.
+func (s *Server) Start(ctx context.Context) error {
+	if s.started {
+		return errors.New("localslack: already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("localslack: listening on %s: %w", s.opts.Addr, err)
+	}
+	s.started = true
+	s.ln = ln
+	s.baseURL = "http://" + ln.Addr().String()
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { s.serveErr <- s.srv.Serve(ln) }()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.Close()
+		case <-s.closed:
+		}
+	}()
+	s.log.Info("localslack listening", "url", s.baseURL)
+	return nil
+}
+
+// Close stops the server, drops Socket Mode connections and waits for
+// background work. It is safe to call more than once.
+func (s *Server) Close() error {
+	select {
+	case <-s.closed:
+		return nil
+	default:
+	}
+	close(s.closed)
+	if s.srv == nil {
+		return nil
+	}
+	s.mu.Lock()
+	for _, c := range s.socks {
+		c.close()
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = s.srv.Close()
+	}
+	s.bg.Wait()
+	s.client.CloseIdleConnections()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("localslack: closing: %w", err)
+	}
+	return nil
+}
+
+// URL is the web page ("http://127.0.0.1:port/").
+func (s *Server) URL() string { return s.baseURL + "/" }
+
+// APIURL is the Web API base for slack.OptionAPIURL; it ends in "/api/".
+func (s *Server) APIURL() string { return s.baseURL + "/api/" }
+
+// BotToken is the xoxb- token the Web API accepts.
+func (s *Server) BotToken() string { return s.opts.BotToken }
+
+// AppToken is the xapp- token apps.connections.open accepts.
+func (s *Server) AppToken() string { return s.opts.AppToken }
+
+// SigningSecret is the secret HTTP-mode requests are signed with.
+func (s *Server) SigningSecret() string { return s.opts.SigningSecret }
+
+// Seed returns the workspace the server was started with (plus nothing added later).
+func (s *Server) Seed() Seed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.seed
+}
+
+// SetEndpoints sets the bot's HTTP-mode URLs.
+func (s *Server) SetEndpoints(e Endpoints) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Endpoints = e
+}
+
+// changedLocked wakes every waiter; callers hold s.mu.
+func (s *Server) changedLocked() {
+	s.ver++
+	close(s.chg)
+	s.chg = make(chan struct{})
+}
+
+// Version counts state changes; it grows by at least one per change.
+func (s *Server) Version() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ver
+}
+
+// Changed returns a channel closed at the next state change.
+func (s *Server) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.chg
+}
+
+// WaitFor returns nil once cond() holds, checking it now and after every state
+// change, or ctx's error (wrapped, with the last check false) when ctx ends.
+// cond may call any of the Server's read methods.
+func (s *Server) WaitFor(ctx context.Context, cond func() bool) error {
+	for {
+		ch := s.Changed()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("localslack: condition not met: %w", ctx.Err())
+		case <-s.closed:
+			return errors.New("localslack: server closed while waiting")
+		}
+	}
+}
+
+func randID(prefix string, n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return prefix + strings.ToUpper(hex.EncodeToString(b))
+}
+
+// go runs f in the background, tracked by Close.
+func (s *Server) goBG(f func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
