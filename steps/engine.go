@@ -191,6 +191,16 @@ func (m *machine) autoSkip(def Step) (string, bool) {
 		if len(m.r.Path) > 0 && def.Hop != m.r.Path[0] {
 			return "dry run: depends on the hops before it", true
 		}
+		// Checks after the first change (smoke probes, say) would only
+		// report that the change has not happened.
+		for _, s := range m.plan.Steps() {
+			if s.ID == def.ID {
+				break
+			}
+			if s.Kind != KindCheck {
+				return "dry run: depends on the changes before it", true
+			}
+		}
 	}
 	if def.SkipWhen != nil {
 		if skip, reason := def.SkipWhen(m.r.Journal); skip {
