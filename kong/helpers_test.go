@@ -1,0 +1,77 @@
+package kong
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func execSQL(t testing.TB, dsn, sql string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// memJournal is an in-memory steps.Journal.
+type memJournal struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func newJournal() *memJournal { return &memJournal{m: map[string]string{}} }
+
+func (j *memJournal) Get(k string) (string, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	v, ok := j.m[k]
+	return v, ok
+}
+
+func (j *memJournal) Put(k, v string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.m[k] = v
+	return nil
+}
+
+func (j *memJournal) Keys(prefix string) []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []string
+	for k := range j.m {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// lineSink collects Sink lines.
+type lineSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (s *lineSink) Line(stream, text string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines = append(s.lines, stream+": "+text)
+}
+
+func (s *lineSink) all() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.lines...)
+}
