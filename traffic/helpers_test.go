@@ -27,7 +27,7 @@ type upstream struct {
 	n       atomic.Int64
 }
 
-func newUpstream(t *testing.T, version string) *upstream {
+func newUpstream(t testing.TB, version string) *upstream {
 	t.Helper()
 	u := &upstream{version: version}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +54,7 @@ type cluster struct {
 	nodes   []*upstream
 }
 
-func newCluster(t *testing.T, version string) *cluster {
+func newCluster(t testing.TB, version string) *cluster {
 	return &cluster{version: version, nodes: []*upstream{newUpstream(t, version), newUpstream(t, version)}}
 }
 
@@ -72,7 +72,7 @@ type rig struct {
 	hap      *traffic.HAProxy
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	t.Helper()
 	r := &rig{old: newCluster(t, "0.14.1"), new: newCluster(t, "1.0.3")}
 	var servers []haproxyproc.Server

@@ -27,7 +27,7 @@ func newTraffic(t *testing.T, g *traffic.Gateway) *traffic.Traffic {
 }
 
 // load runs the generator until stop is called, and returns its result.
-func load(t *testing.T, url string, rate float64) (stop func() loadgen.Result) {
+func load(t testing.TB, url string, rate float64) (stop func() loadgen.Result) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan loadgen.Result, 1)
@@ -358,5 +358,46 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := tr.VerifyWeights(context.Background(), "prod", 120); !errors.Is(err, traffic.ErrBadWeights) {
 		t.Fatalf("bad weights: %v", err)
+	}
+}
+
+// TestShiftCrashMidBake: the bot dies while stage 2 bakes (after the move,
+// before the verdict). A restarted bot with the same journal runs stage 2
+// again from its move, not stage 1, and finishes.
+func TestShiftCrashMidBake(t *testing.T) {
+	r := newRig(t)
+	g := &traffic.Gateway{
+		Backend: r.hap,
+		Plans:   map[string]traffic.Plan{"hop2": hop2(time.Second)},
+		Gates:   traffic.Gates{MinRequests: 5, Interval: 200 * time.Millisecond},
+	}
+	stop := load(t, r.proc.FrontURL+"/test", 250)
+	defer stop()
+	j := newJournal()
+
+	ctx, crash := context.WithCancel(context.Background())
+	out := &sink{t: t}
+	out.on = func(line string) {
+		if strings.HasPrefix(line, "stage 2 of 4: weights") {
+			crash()
+		}
+	}
+	if _, err := newTraffic(t, g).Shift(ctx, "prod", "hop2", j, out); !errors.Is(err, context.Canceled) {
+		t.Fatalf("crashed shift: err = %v", err)
+	}
+	good, _ := j.Get("traffic/hop2/good")
+	set, _ := j.Get("traffic/hop2/set")
+	if good != "5" || set != "25" {
+		t.Fatalf("journal after the crash: good %q set %q, want 5 and 25", good, set)
+	}
+
+	out2 := &sink{t: t}
+	c, err := newTraffic(t, g).Shift(context.Background(), "prod", "hop2", j, out2)
+	if err != nil || !c.OK {
+		t.Fatalf("after restart: %+v, %v", c, err)
+	}
+	lines := out2.all()
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "stage 2 of 4: weights old 75 / new 25") {
+		t.Fatalf("restart began with %q, want stage 2's move", lines)
 	}
 }
