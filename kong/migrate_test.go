@@ -56,7 +56,7 @@ func TestMigrate(t *testing.T) {
 		wantLine  string
 	}{
 		{name: "1.0 up refused while APIs exist", state: "0.14-apis", target: "1.0.3", verb: steps.MigrateUp,
-			body: "echo 'Error: cannot run migrations: you have `api` entities in your database; please convert them to `routes` and `services` prior to migrating to Kong 1.0.' >&2\necho >&2\necho '  Run with --v (verbose) or --vv (debug) for more details' >&2\nexit 1",
+			body:     "echo 'Error: cannot run migrations: you have `api` entities in your database; please convert them to `routes` and `services` prior to migrating to Kong 1.0.' >&2\necho >&2\necho '  Run with --v (verbose) or --vv (debug) for more details' >&2\nexit 1",
 			wantExit: 1, refusal: RefusalAPIsPresent, wantErr: "convert-apis", wantState: steps.Schema014},
 		{name: "1.0 list pending is exit 4, not a failure", state: "1.0-pending", target: "1.0.3", verb: steps.MigrateList,
 			body: "echo 'executed migrations:'\necho 'database has pending migrations:'\nexit 4", wantExit: 4, wantState: steps.Schema10Pending,
@@ -69,10 +69,10 @@ func TestMigrate(t *testing.T) {
 		{name: "finish before up exits 0 but is a refusal", state: "0.14", target: "1.0.3", verb: steps.MigrateFinish,
 			body: "echo 'cannot run migrations: database not bootstrapped'\nexit 0", refusal: RefusalNotBootstrapped, wantErr: "refused", wantState: steps.Schema014},
 		{name: "1.0 up while pending", state: "1.0-pending", target: "1.0.3", verb: steps.MigrateUp,
-			body: "echo \"Error: [PostgreSQL error] cluster_mutex callback threw an error: /k/kong/cmd/utils/migrations.lua:139: database has pending migrations; run 'kong migrations finish'\" >&2\necho 'stack traceback:' >&2\nexit 1",
+			body:     "echo \"Error: [PostgreSQL error] cluster_mutex callback threw an error: /k/kong/cmd/utils/migrations.lua:139: database has pending migrations; run 'kong migrations finish'\" >&2\necho 'stack traceback:' >&2\nexit 1",
 			wantExit: 1, refusal: RefusalPending, wantErr: "migrations finish", wantState: steps.Schema10Pending},
 		{name: "unknown failure carries the last lines", state: "0.13", target: "0.14.1", verb: steps.MigrateUp,
-			body: "echo 'Error: [postgres error] Error during migration 2015-01-12-175310_init_schema: ERROR: column \"request_host\" does not exist' >&2\nexit 1",
+			body:     "echo 'Error: [postgres error] Error during migration 2015-01-12-175310_init_schema: ERROR: column \"request_host\" does not exist' >&2\nexit 1",
 			wantExit: 1, wantErr: "request_host", wantState: steps.Schema013},
 		{name: "placeholders and secrets", state: "0.14", target: "0.14.1", verb: steps.MigrateUp,
 			body: "echo \"dsn $KONG_PG_DSN\"\nexit 0", wantState: steps.Schema014, wantLine: "stdout: args: migrations up -c /etc/kong/kong.conf"},
