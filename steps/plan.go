@@ -169,3 +169,48 @@ func (s Step) Description(l Labels) string {
 }
 
 func (s Step) String() string { return fmt.Sprintf("%s (%s, %s)", s.ID, s.Kind, s.Risk) }
+
+// StepApproval says what a step needs before it runs, for plans and
+// messages.
+type StepApproval struct {
+	// Needed: the run stops at this step for approval.
+	Needed bool `json:"needed"`
+	// Rule applies when Needed (and, for a group, to the whole group).
+	Rule Rule `json:"rule"`
+	// CoveredBy names the group leader whose approval covers this step.
+	CoveredBy string `json:"covered_by,omitempty"`
+	// Text says it in words.
+	Text string `json:"text"`
+}
+
+// Approval returns what step id needs under rules.
+func (p Plan) Approval(id string, rules ApprovalRules) StepApproval {
+	rules = rules.Normalize()
+	s, ok := p.Step(id)
+	if !ok {
+		return StepApproval{Text: "unknown step"}
+	}
+	risk, gated := p.ApprovalRisk(id)
+	leader := p.GroupLeader(id)
+	switch {
+	case gated && s.Group != "" && leader == id:
+		r := rules.For(risk)
+		return StepApproval{Needed: true, Rule: r, Text: fmt.Sprintf("%s, once for the whole %s group", r.Text(), s.Group)}
+	case gated && s.Group != "":
+		return StepApproval{CoveredBy: leader, Text: "covered by the " + s.Group + " approval"}
+	case s.Gate:
+		r := rules.For(risk)
+		text := r.Text()
+		if s.Kind == KindCheck {
+			text += " (confirms)"
+		}
+		return StepApproval{Needed: true, Rule: r, Text: text}
+	case s.Kind == KindManual && s.ConfirmDone:
+		return StepApproval{Text: "none; people do it and press Done, the bot verifies"}
+	case s.Kind == KindManual:
+		return StepApproval{Text: "none; people do it, the bot verifies"}
+	case s.Kind == KindCheck:
+		return StepApproval{Text: "none (read-only check)"}
+	}
+	return StepApproval{Text: "none"}
+}

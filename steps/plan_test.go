@@ -163,3 +163,27 @@ func TestFingerprint(t *testing.T) {
 		}
 	}
 }
+
+func TestApprovalText(t *testing.T) {
+	p, _ := PlanPath("0.13.1", "1.0.3")
+	cases := map[string]string{
+		"hop1.preflight-current":   "none (read-only check)",
+		"hop1.termination-on":      "1 approver, not the requester, once for the whole hop1-outage group",
+		"hop1.migrations-up":       "covered by the hop1-outage approval",
+		"hop1.smoke":               "covered by the hop1-outage approval",
+		"hop2.custom-plugins":      "1 approver, not the requester (confirms)",
+		"hop2.apis-convert":        "1 approver",
+		"hop2.migrations-finish":   "2 distinct approvers, neither the requester",
+		"hop1.provision-new-nodes": "none; people do it and press Done, the bot verifies",
+		"hop2.decommission-old":    "none; people do it, the bot verifies",
+		"hop2.snapshot":            "none",
+	}
+	for id, want := range cases {
+		if got := p.Approval(id, ApprovalRules{}).Text; got != want {
+			t.Errorf("%s: %q, want %q", id, got, want)
+		}
+	}
+	if a := p.Approval("hop2.migrations-finish", DefaultRules()); !a.Needed || a.Rule.Approvers != 2 {
+		t.Errorf("finish approval %+v", a)
+	}
+}
