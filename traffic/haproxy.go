@@ -302,7 +302,7 @@ func (h *HAProxy) VerifyWeights(ctx context.Context, want Weights) (steps.Check,
 				c.OK = false
 				c.Missing = append(c.Missing, fmt.Sprintf("server %s/%s has weight %d, want %d", h.backend, s, got, wantW))
 			}
-			if wantW > 0 && st[s].Drained {
+			if wantW > 0 && (st[s].Drained || strings.HasPrefix(st[s].Status, "DOWN")) {
 				c.OK = false
 				c.Missing = append(c.Missing, fmt.Sprintf("server %s/%s is %s, want it serving", h.backend, s, st[s].Status))
 			}

@@ -303,13 +303,27 @@ func (s *shift) bake(ctx context.Context, st Stage, i, total, good int) (steps.C
 		if err := s.t.sleep(ctx, s.gates.Interval); err != nil {
 			return steps.Check{}, true, fmt.Errorf("stage %d of %d: bake: %w", i+1, total, err)
 		}
-		for _, p := range s.g.Probes {
-			win.addProbe(s.g.Prober.Do(ctx, p))
+		// Probes go out together so a slow one delays the verdict by one
+		// probe timeout at most.
+		results := make([]ProbeResult, len(s.g.Probes))
+		var wg sync.WaitGroup
+		for k, p := range s.g.Probes {
+			wg.Go(func() { results[k] = s.g.Prober.Do(ctx, p) })
+		}
+		wg.Wait()
+		for _, r := range results {
+			win.addProbe(r)
 		}
 		if win.base != nil {
 			smp, err := s.b.Sample(ctx)
 			if err != nil {
 				return steps.Check{}, true, fmt.Errorf("stage %d of %d: read health figures: %w", i+1, total, err)
+			}
+			if smp.New.Responses < win.base.New.Responses || smp.Old.Responses < win.base.Old.Responses {
+				// Counters went backwards: HAProxy restarted or reloaded.
+				// Judge from here on rather than on negative figures.
+				s.log.Warn("health counters reset; restarting the bake window", "stage", w.String())
+				win.base, win.start = &smp, s.t.now()
 			}
 			win.last = &smp
 		}
