@@ -1,7 +1,11 @@
 package kong
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"context"
+	"encoding/json"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -74,4 +78,29 @@ func (s *lineSink) all() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.lines...)
+}
+
+// writeParts writes an archive from its parts (for tampering tests).
+func writeParts(t testing.TB, path string, p archiveParts) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz := gzip.NewWriter(f)
+	tw := tar.NewWriter(gz)
+	add := func(name string, b []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(b))})
+		tw.Write(b)
+	}
+	add(arPre, p.pre)
+	add(arPost, p.post)
+	for name, b := range p.data {
+		add(arData+name+".copy", b)
+	}
+	mj, _ := json.Marshal(p.manifest)
+	add(arManifest, mj)
+	tw.Close()
+	gz.Close()
 }

@@ -294,6 +294,11 @@ func schemaSQL(b []byte) string {
 		if strings.HasPrefix(line, `\`) {
 			continue
 		}
+		// --schema=public dumps the schema itself, which an empty
+		// database already has.
+		if line == "CREATE SCHEMA public;" {
+			line = "CREATE SCHEMA IF NOT EXISTS public;"
+		}
 		out.WriteString(line)
 		out.WriteByte('\n')
 	}
