@@ -167,6 +167,16 @@ func (j *jwksCache) fetch(ctx context.Context, keysURL string) (*jose.JSONWebKey
 	return &set, nil
 }
 
+func init() {
+	// The Admin API runs the check when an okta-auth plugin is written.
+	RegisterConfigCheck("okta-auth", func(ctx context.Context, _ Version, cfg map[string]any) string {
+		if err := CheckOktaAuthServer(ctx, cfg); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+}
+
 // CheckOktaAuthServer is okta-auth's schema self_check, for the Admin API
 // to call when an okta-auth plugin is created or updated: unless
 // check_auth_server is false, it POSTs a dummy token to
