@@ -12,6 +12,8 @@ import (
 // process exit code.
 var subcommands = map[string]func(args []string) int{
 	"plan": planMain,
+
+	"datastore": datastoreMain,
 }
 
 func main() {
