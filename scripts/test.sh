@@ -23,3 +23,9 @@ echo "== go vet"
 go vet ./...
 echo "== go test -race"
 go test -race -timeout 25m ./...
+# The /kong grammar's fuzz target, 60 s from its seed corpus.
+# KONGBOT_SKIP_FUZZ=1 skips it (e.g. for a quick local run).
+if [ "${KONGBOT_SKIP_FUZZ:-}" != 1 ]; then
+  echo "== fuzz commands.FuzzParse"
+  scripts/fuzz.sh
+fi
