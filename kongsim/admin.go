@@ -76,8 +76,11 @@ func (n *Node) adminHandler() http.Handler {
 	})
 }
 
-// unexpectedMessage is the body message of a 500.
-func (n *Node) unexpectedMessage() string {
+// unexpectedMessage is the body message of a 500 (1.0's GET / has its own,
+// rootErrorMessage).
+func (n *Node) unexpectedMessage() string { return "An unexpected error occurred" }
+
+func (n *Node) rootErrorMessage() string {
 	if n.version.Is10() {
 		return "An unexpected error happened"
 	}

@@ -116,11 +116,13 @@ func allow(m string, ok ...string) error {
 func (n *Node) getRoot(ctx context.Context, q *adminReq) (int, any, error) {
 	rows, err := n.pool.Query(ctx, `SELECT DISTINCT name FROM plugins`)
 	if err != nil {
-		return 0, nil, err
+		n.log.Error("listing plugins for GET /", "err", err)
+		return 0, nil, msgErr(http.StatusInternalServerError, n.rootErrorMessage())
 	}
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return 0, nil, err
+		n.log.Error("listing plugins for GET /", "err", err)
+		return 0, nil, msgErr(http.StatusInternalServerError, n.rootErrorMessage())
 	}
 	if names == nil {
 		names = []string{}

@@ -559,7 +559,7 @@ func (m *migrator) runUp10(ctx context.Context, meta map[string]metaRow) int {
 			return m.o.fail("[PostgreSQL error] " + err.Error())
 		}
 	}
-	m.o.out("%d migrations processed", processed)
+	m.o.out("%s processed", plural(processed, "migration"))
 	m.o.out("%d executed", executed)
 	if pending > 0 {
 		m.o.out("%d pending", pending)
@@ -610,7 +610,7 @@ func (m *migrator) bootstrap10(ctx context.Context) int {
 			return m.o.fail("[PostgreSQL error] " + err.Error())
 		}
 	}
-	m.o.out("%d migrations processed", n)
+	m.o.out("%s processed", plural(n, "migration"))
 	m.o.out("%d executed", n)
 	m.o.out("database is up-to-date")
 	return 0
@@ -653,7 +653,7 @@ func (m *migrator) finish10(ctx context.Context) int {
 			return m.o.fail("[PostgreSQL error] " + err.Error())
 		}
 	}
-	m.o.out("%d migrations processed", n)
+	m.o.out("%s processed", plural(n, "migration"))
 	m.o.out("%d executed", n)
 	return 0
 }
@@ -783,4 +783,12 @@ func (n *Node) startupCheck(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// plural is Kong's pl_utils-style count: "1 migration", "2 migrations".
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
