@@ -36,8 +36,8 @@ import (
 // reproduce, with the reason. They still run; a listed one that starts
 // matching fails the test, so the list stays honest.
 var knownAdminMismatches = map[string]string{
-	"stage8-edge-cases/0.14.1/cli/03-migrations-up-concurrent-a.txt":            "concurrent 0.14 `up` races (catalog clashes) are not simulated",
-	"stage8-edge-cases/0.14.1/cli/04-migrations-up-concurrent-b.txt":            "concurrent 0.14 `up` races (catalog clashes) are not simulated",
+	"stage8-edge-cases/0.14.1/cli/03-migrations-up-concurrent-a.txt":             "concurrent 0.14 `up` races (catalog clashes) are not simulated",
+	"stage8-edge-cases/0.14.1/cli/04-migrations-up-concurrent-b.txt":             "concurrent 0.14 `up` races (catalog clashes) are not simulated",
 	"stage8-edge-cases/0.14.1/cli/07-migrations-up-concurrent-second-race-a.txt": "concurrent 0.14 `up` races (catalog clashes) are not simulated",
 	"stage8-edge-cases/0.14.1/cli/08-migrations-up-concurrent-second-race-b.txt": "concurrent 0.14 `up` races (catalog clashes) are not simulated",
 	"stage8-edge-cases/0.14.1/cli/09-migrations-list-after-second-race.txt":      "the duplicated skeleton name of a lost race is not simulated",
