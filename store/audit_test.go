@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -194,6 +195,14 @@ func TestBackupWhileWriting(t *testing.T) {
 	matches, _ := filepath.Glob(filepath.Join(dir, ".backup.db.tmp-*"))
 	if len(matches) != 0 {
 		t.Fatalf("temporary files left: %v", matches)
+	}
+	other := filepath.Join(dir, "notes.txt")
+	_ = os.WriteFile(other, []byte("keep me"), 0o600)
+	if _, err := s.Backup(ctx, other); err == nil || !strings.Contains(err.Error(), "is not a kongbot store") {
+		t.Fatalf("backup over a foreign file = %v", err)
+	}
+	if b, _ := os.ReadFile(other); string(b) != "keep me" {
+		t.Fatal("a foreign file was replaced by a backup")
 	}
 	if _, err := s.Backup(ctx, s.Path()); err == nil || !strings.Contains(err.Error(), "is the store itself") {
 		t.Fatalf("backup onto itself = %v", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -36,6 +37,18 @@ func (s *Store) Backup(ctx context.Context, path string) (BackupInfo, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return BackupInfo{}, err
+	}
+	// Replacing an older backup is fine; replacing any other file is not
+	// (the admin endpoint takes a path from whoever can reach it).
+	if info, err := os.Stat(abs); err == nil {
+		if info.IsDir() {
+			return BackupInfo{}, fmt.Errorf("backup path %s is a directory", path)
+		}
+		old, err := Open(abs, Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+		if err != nil {
+			return BackupInfo{}, fmt.Errorf("backup path %s exists and is not a kongbot store; refusing to replace it: %w", path, err)
+		}
+		_ = old.Close()
 	}
 	dir := filepath.Dir(abs)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(abs)+".tmp-*")
