@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	osexec "os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -103,4 +105,20 @@ func writeParts(t testing.TB, path string, p archiveParts) {
 	add(arManifest, mj)
 	tw.Close()
 	gz.Close()
+}
+
+// buildKongsim builds `kongsim` (cmd/kongsim) into a temporary directory;
+// until that command exists, the forwarding stand-in internal/kongsimcli.
+func buildKongsim(t testing.TB) string {
+	t.Helper()
+	pkg := "../cmd/kongsim"
+	if _, err := os.Stat(filepath.Join(pkg, "main.go")); err != nil {
+		pkg = "./internal/kongsimcli"
+	}
+	bin := filepath.Join(t.TempDir(), "kongsim")
+	out, err := osexec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
 }
