@@ -14,6 +14,10 @@ var subcommands = map[string]func(args []string) int{
 	"plan": planMain,
 
 	"datastore": datastoreMain,
+
+	"config": configMain,
+	"runs":   runsMain,
+	"store":  storeMain,
 }
 
 func main() {
