@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"slices"
@@ -562,8 +563,25 @@ func TestFailedStepRetryAndSkip(t *testing.T) {
 	if st.Status != StepSkipped || st.SkippedBy != "ULEAD1" {
 		t.Errorf("skip: %+v", st)
 	}
-	// Kong 1.0 then refuses with APIs present; the failure says what to do.
-	h.approveAll() // snapshot has no gate; migrations-up asks
+	// The last preflight stops the run before 1.0's `up`, naming the APIs.
+	st, _ = h.run.Step("hop2.preflight-migrations")
+	if h.run.Status != RunFailed || h.run.Current != st.ID || !strings.Contains(st.Error, "2 APIs under /apis") {
+		t.Errorf("preflight with APIs: %s at %s, %q", h.run.Status, h.run.Current, st.Error)
+	}
+	// Skipping is not offered for a preflight; were it passed anyway, Kong
+	// itself refuses and the failure says what to do.
+	if err := h.send(Event{Kind: EvSkip, User: "ULEAD1", Eligible: true}); !errors.Is(err, ErrNotSkippable) {
+		t.Errorf("skip preflight: %v", err)
+	}
+	r := h.run
+	pre, _ := r.Step("hop2.preflight-migrations")
+	pre.Status = StepSucceeded
+	snap, _ := r.Step("hop2.snapshot")
+	snap.Status, snap.Attempts = StepRunning, 1
+	r.Current, r.Status = "hop2.snapshot", RunRunning
+	h.run = r
+	h.must(Event{Kind: EvStepSucceeded, Step: "hop2.snapshot", Check: &Check{OK: true}})
+	h.approveAll()
 	st, _ = h.run.Step("hop2.migrations-up")
 	if h.run.Status != RunFailed || !strings.Contains(st.Error, "convert and delete the APIs first") {
 		t.Errorf("migrations up with APIs: %s, %q", h.run.Status, st.Error)
@@ -713,5 +731,49 @@ func TestTransitionDoesNotMutateItsInput(t *testing.T) {
 	}
 	if !reflect.DeepEqual(before, h.run) {
 		t.Error("Transition changed the run it was given")
+	}
+}
+
+// preflightGateway is a gateway whose adapter has its own preflight, as
+// package kong does; the plan uses it instead of its fallback checks.
+type preflightGateway struct {
+	*fakeGateway
+	hops []string
+}
+
+func (p *preflightGateway) Preflight(ctx context.Context, gw, hop string, j Journal) (Check, error) {
+	p.hops = append(p.hops, hop)
+	if hop == "2" {
+		if v, _ := j.Get(ConfirmPluginKeyPrefix + "okta-auth"); v != string(ChoiceApprove) {
+			return Check{Missing: []string{"okta-auth needs an approver's confirmation"},
+				Pause: &Pause{Kind: PauseApproval, Key: ConfirmPluginKeyPrefix + "okta-auth", Choices: []Choice{ChoiceApprove, ChoiceAbort}}}, nil
+		}
+		if p.apis > 0 {
+			return Check{Missing: []string{"APIs left"}}, nil
+		}
+	}
+	return Check{OK: true}, nil
+}
+
+func TestPlanUsesTheAdapterPreflight(t *testing.T) {
+	h := newHarness(t, "0.13.1", "1.0.3")
+	pg := &preflightGateway{fakeGateway: h.gw}
+	h.onManual["hop1.start-new-cluster"] = func() { h.gw.started[gen0141] = true }
+	h.onManual["hop1.decommission-old"] = func() { h.gw.started["0.13.1"] = false }
+	h.onManual["hop2.provision-new-nodes"] = func() { h.gw.started[gen103] = true }
+	h.onManual["hop2.decommission-old"] = func() { h.gw.started[gen0141] = false }
+	h.kong = pg
+	h.must(Event{Kind: EvStart, User: "UREQ"})
+	drive(t, h)
+	if h.run.Status != RunSucceeded {
+		t.Fatalf("run ended %s at %s: %v", h.run.Status, h.run.Current, h.run.Errors)
+	}
+	if !reflect.DeepEqual(pg.hops, []string{"1", "2"}) {
+		t.Errorf("adapter preflight ran for hops %v, want [1 2]", pg.hops)
+	}
+	// The custom-plugin approval was recorded where the adapter reads it,
+	// so no pause was needed.
+	if got := h.posts(MsgPaused); len(got) != 0 {
+		t.Errorf("paused at %v", got)
 	}
 }

@@ -257,6 +257,7 @@ type harness struct {
 	run      Run
 	rules    ApprovalRules
 	gw       *fakeGateway
+	kong     Kong // the Kong port handed to steps; gw unless a test wraps it
 	now      time.Time
 	log      []Effect // every effect, in order
 	timers   []Effect
@@ -279,7 +280,11 @@ func newHarness(t *testing.T, from, target string) *harness {
 }
 
 func (h *harness) env() *Env {
-	return &Env{Gateway: "prod", Kong: h.gw, Traffic: h.gw, Journal: mapJournal{h}, Out: discard{}, Now: func() time.Time { return h.now }}
+	var k Kong = h.gw
+	if h.kong != nil {
+		k = h.kong
+	}
+	return &Env{Gateway: "prod", Kong: k, Traffic: h.gw, Journal: mapJournal{h}, Out: discard{}, Now: func() time.Time { return h.now }}
 }
 
 // send applies ev and runs every resulting effect to quiescence.

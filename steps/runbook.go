@@ -19,7 +19,8 @@ import (
 //	  provision-new-nodes manual (Done)       apis-plan           check (conversion dry run)
 //	  snapshot            action              apis-convert        action (high)
 //	  ┌ outage group, approved once (high) ┐  apis-delete         action (irreversible)
-//	  │ termination-on    action           │  snapshot            action
+//	  │ termination-on    action           │  preflight-migrations check
+//	  │                                    │  snapshot            action
 //	  │ migrations-up     action           │  migrations-up       action (high)
 //	  │ start-new-cluster manual (verified)│  provision-new-nodes manual (verified)
 //	  │ traffic-switch    cutover          │  traffic-shift       cutover (high, gradual)
@@ -72,7 +73,7 @@ func hop1(from string) Hop {
 			Describe: func(l Labels) string {
 				return fmt.Sprintf("read every %s node of %s (GET /, GET /status) and the schema of datastore %s; want version %s, datastore reachable, schema 0.13", old, l.Gateway, l.Datastore, from)
 			},
-			Verify: verifyCurrent(old, from, Schema013),
+			Verify: withPreflighter("1", verifyCurrent(old, from, Schema013)),
 		},
 		{
 			ID: "hop1.preflight-new-nodes", Hop: "hop1", Kind: KindCheck, Risk: RiskNormal, Idempotent: true,
@@ -226,9 +227,27 @@ func hop2() Hop {
 			Describe: func(l Labels) string {
 				return fmt.Sprintf("an approver confirms that each custom plugin in use on %s (e.g. okta-auth) has a 1.0.3-compatible build that will be installed on the 1.0.3 nodes; the bot checks them again when those nodes start", l.Gateway)
 			},
+			// It runs only once approved: the approval is the confirmation,
+			// kept per plugin where the kong adapter's preflight reads it.
+			Do: func(ctx context.Context, env *Env) error {
+				list, _ := env.Journal.Get(jHop2CustomPlugins)
+				for _, name := range splitList(list) {
+					if err := env.Journal.Put(ConfirmPluginKeyPrefix+name, string(ChoiceApprove)); err != nil {
+						return fmt.Errorf("recording confirmation of %s: %w", name, err)
+					}
+				}
+				return nil
+			},
 			Verify: func(ctx context.Context, env *Env) (Check, error) {
 				list, _ := env.Journal.Get(jHop2CustomPlugins)
-				return Check{OK: true, Facts: []Fact{{Name: "confirmed custom plugins", Value: list}}}, nil
+				c := Check{OK: true, Facts: []Fact{{Name: "confirmed custom plugins", Value: list}}}
+				for _, name := range splitList(list) {
+					if v, _ := env.Journal.Get(ConfirmPluginKeyPrefix + name); v != string(ChoiceApprove) {
+						c.OK = false
+						c.Missing = append(c.Missing, "no confirmation recorded for plugin "+name)
+					}
+				}
+				return c, nil
 			},
 		},
 		{
@@ -314,6 +333,15 @@ func hop2() Hop {
 				}
 				return c, nil
 			},
+		},
+		{
+			ID: "hop2.preflight-migrations", Hop: "hop2", Kind: KindCheck, Risk: RiskNormal, Idempotent: true,
+			Title:   "Preflight: ready for the 1.0.3 migrations",
+			Runbook: "Right before 1.0's `up`: schema 0.14, no APIs left, every plugin in use bundled or confirmed.",
+			Describe: func(l Labels) string {
+				return fmt.Sprintf("check %s again: schema 0.14 in datastore %s, no entity under /apis, every plugin in use bundled with 1.0.3 or confirmed and loaded by the 1.0.3 nodes", l.Gateway, l.Datastore)
+			},
+			Verify: withPreflighter("2", verifyReadyFor10()),
 		},
 		snapshotStep("hop2", jHop2Snapshot, "1.0.3"),
 		migrationStep("hop2", "1.0.3", MigrateUp, RiskHigh, "", Schema10Pending, false),
@@ -732,5 +760,66 @@ func skipWhenZero(key, reason string) func(map[string]string) (bool, string) {
 	return func(j map[string]string) (bool, string) {
 		v, ok := j[key]
 		return ok && v == "0", reason
+	}
+}
+
+// ConfirmPluginKeyPrefix prefixes the journal keys that hold an approver's
+// confirmation that a custom plugin works on 1.0.3 (one key per plugin); the
+// kong adapter's Preflight reads the same keys.
+const ConfirmPluginKeyPrefix = "plugin-compatible/"
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// withPreflighter prefers the adapter's own preflight for a hop when it has
+// one (it knows more: DNS of new nodes, plugins declared in config, why a
+// plugin needs confirming), and falls back to the checks here otherwise.
+func withPreflighter(hop string, fallback func(context.Context, *Env) (Check, error)) func(context.Context, *Env) (Check, error) {
+	return func(ctx context.Context, env *Env) (Check, error) {
+		pf, ok := env.Kong.(Preflighter)
+		if !ok {
+			return fallback(ctx, env)
+		}
+		c, err := pf.Preflight(ctx, env.Gateway, hop, env.Journal)
+		if err != nil {
+			return Check{}, fmt.Errorf("preflight of hop %s: %w", hop, err)
+		}
+		return c, nil
+	}
+}
+
+// verifyReadyFor10: what 1.0.3's `migrations up` needs (kong-reference §4.2).
+func verifyReadyFor10() func(context.Context, *Env) (Check, error) {
+	return func(ctx context.Context, env *Env) (Check, error) {
+		inv, err := env.Kong.Inspect(ctx, env.Gateway)
+		if err != nil {
+			return Check{}, fmt.Errorf("inspecting %s: %w", env.Gateway, err)
+		}
+		var c Check
+		if inv.Schema != Schema014 {
+			c.Missing = append(c.Missing, fmt.Sprintf("schema is %s, want %s", inv.Schema, Schema014))
+		}
+		if inv.Counts.APIs > 0 {
+			c.Missing = append(c.Missing, fmt.Sprintf("%d APIs under /apis: 1.0.3 `migrations up` refuses while any exists", inv.Counts.APIs))
+		}
+		_, blocked, custom := classifyPlugins(pluginsInUse(inv), bundled10)
+		for _, p := range blocked {
+			c.Missing = append(c.Missing, fmt.Sprintf("plugin %s does not exist in 1.0.3", p))
+		}
+		for _, p := range custom {
+			if v, _ := env.Journal.Get(ConfirmPluginKeyPrefix + p); v != string(ChoiceApprove) && v != string(ChoiceDone) {
+				c.Missing = append(c.Missing, fmt.Sprintf("plugin %s is not confirmed compatible with 1.0.3", p))
+			}
+		}
+		c.Facts = append(c.Facts, Fact{Name: "schema", Value: string(inv.Schema)}, Fact{Name: "apis", Value: fmt.Sprint(inv.Counts.APIs)})
+		c.OK = len(c.Missing) == 0
+		return c, nil
 	}
 }
