@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"slices"
@@ -775,5 +776,31 @@ func TestPlanUsesTheAdapterPreflight(t *testing.T) {
 	// so no pause was needed.
 	if got := h.posts(MsgPaused); len(got) != 0 {
 		t.Errorf("paused at %v", got)
+	}
+}
+
+// A run is stored as JSON between transitions: it must come back equal, and
+// the engine must carry on from the decoded copy.
+func TestRunJSONRoundTrip(t *testing.T) {
+	h := runTo(t, "hop2.migrations-finish", nil)
+	h.must(Event{Kind: EvApprove, Step: "hop2.migrations-finish", User: "ULEAD1", Eligible: true, Fingerprint: h.run.Fingerprint})
+	b, err := json.Marshal(h.run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Run
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := json.Marshal(back)
+	if err != nil || string(b2) != string(b) {
+		t.Fatalf("round trip changed the run (%v):\n%s\n%s", err, b, b2)
+	}
+	if back.Fingerprint != h.run.Fingerprint || len(back.Approvals["hop2.migrations-finish"]) != 1 || back.Journal[ConfirmPluginKeyPrefix+"okta-auth"] != "approve" {
+		t.Fatalf("decoded run lost state: %+v", back)
+	}
+	next, effs, err := Transition(back, Event{Kind: EvApprove, Step: "hop2.migrations-finish", User: "ULEAD2", Eligible: true, Fingerprint: back.Fingerprint}, DefaultRules(), h.now)
+	if err != nil || next.Status != RunRunning || len(effs) == 0 {
+		t.Errorf("after decoding: %v, %s, %v", err, next.Status, effs)
 	}
 }
