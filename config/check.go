@@ -210,16 +210,16 @@ func (k *checker) rules(c *Config) {
 			k.add(p, "unknown risk %q (normal, high, irreversible)", risk)
 			continue
 		}
-		if r.Count < 1 || r.Count > 10 {
-			k.add(p+".count", "must be 1 to 10, got %d", r.Count)
+		if r.Count < 1 || r.Count > 5 {
+			k.add(p+".count", "must be 1 to 5, got %d", r.Count)
 		}
 		// With only named users (no groups), the rule must be satisfiable.
 		if len(c.Approvers.UserGroups) == 0 && len(c.Approvers.Users) > 0 && r.Count > len(c.Approvers.Users) {
 			k.add(p+".count", "needs %d approvers but approvers.users lists only %d", r.Count, len(c.Approvers.Users))
 		}
 	}
-	if n, h := c.ApprovalRules["normal"], c.ApprovalRules["irreversible"]; h.Count < n.Count {
-		k.add("approval_rules.irreversible.count", "is lower than normal's (%d < %d)", h.Count, n.Count)
+	if h, i := c.ApprovalRules["high"], c.ApprovalRules["irreversible"]; i.Count < h.Count {
+		k.add("approval_rules.irreversible.count", "is lower than high's (%d < %d): an irreversible step needs at least as much", i.Count, h.Count)
 	}
 }
 
