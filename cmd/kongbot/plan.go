@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/kongbot/kongbot/config"
 	"github.com/kongbot/kongbot/steps"
 )
 
@@ -27,8 +28,9 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
 	gateway := fs.String("gateway", "<gateway>", "gateway name to show in the step descriptions")
 	datastore := fs.String("datastore", "<datastore>", "datastore label to show in the step descriptions")
+	cfgPath := fs.String("config", "", "config file whose approval_rules to show (default: the built-in rules)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kongbot plan --from VERSION [--to VERSION] [--json]")
+		fmt.Fprintln(stderr, "usage: kongbot plan --from VERSION [--to VERSION] [--json] [--config FILE]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -48,8 +50,19 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	labels := steps.Labels{Gateway: *gateway, Datastore: *datastore}
-	// The defaults; a deployment's own rules come from its config file.
 	rules := steps.DefaultRules()
+	if *cfgPath != "" {
+		c, err := config.Load(*cfgPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "kongbot plan: %v\n", err)
+			return 1
+		}
+		rules = approvalRules(c)
+		if err := rules.Validate(); err != nil {
+			fmt.Fprintf(stderr, "kongbot plan: %s: %v\n", *cfgPath, err)
+			return 1
+		}
+	}
 	if *asJSON {
 		return printPlanJSON(stdout, stderr, p, labels, rules)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -75,5 +76,28 @@ func TestPlanErrors(t *testing.T) {
 		if code != c.code || !strings.Contains(out.String()+errb.String(), c.msg) {
 			t.Errorf("%v: exit %d, output %q %q; want %d saying %q", c.args, code, out.String(), errb.String(), c.code, c.msg)
 		}
+	}
+}
+
+func TestPlanWithConfigRules(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/kongbot.yaml"
+	// Only the fields plan reads matter here; Load does not check the rest.
+	cfg := "approval_rules:\n  irreversible: {count: 3, exclude_requester: true}\n  high: {count: 1, exclude_requester: false}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := runPlan([]string{"--from", "0.14.1", "--config", path}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"irreversible = 3 distinct approvers, neither the requester", "high = 1 approver;"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plan with config lacks %q:\n%s", want, out.String())
+		}
+	}
+	var errOut bytes.Buffer
+	if code := runPlan([]string{"--from", "0.14.1", "--config", dir + "/missing.yaml"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "reading config") {
+		t.Errorf("missing config: exit %d, %q", code, errOut.String())
 	}
 }
