@@ -141,4 +141,8 @@ func TestDriveHop1(t *testing.T) {
 	if l, _ := st.Locks(ctx); len(l) != 0 {
 		t.Fatalf("lock not released: %+v", l)
 	}
+	rec, _ := st.Run(ctx, "r1")
+	audit, _ := st.Audit(ctx, "r1")
+	msgs, _ := st.Outbox(ctx, "r1")
+	t.Logf("hop 1: %d transitions, %d audit entries, %d outbox messages", rec.Version, len(audit), len(msgs))
 }
