@@ -73,7 +73,7 @@ func (n *Node) findAPI(ctx context.Context, idOrName string) (API, error) {
 	return as[0], nil
 }
 
-var apiFilters = map[string]string{"id": "id::text", "name": "name", "upstream_url": "upstream_url",
+var apiFilters = map[string]string{"id": "id::uuid", "name": "name", "upstream_url": "upstream_url",
 	"retries": "retries::text", "strip_uri": "strip_uri::text", "preserve_host": "preserve_host::text",
 	"https_only": "https_only::text", "http_if_terminated": "http_if_terminated::text", "created_at": "created_at::text",
 	"hosts": "hosts", "uris": "uris", "methods": "methods", "upstream_connect_timeout": "upstream_connect_timeout::text",

@@ -17,7 +17,7 @@ func (n *Node) routeConsumers(ctx context.Context, q *adminReq) (int, any, error
 		switch m {
 		case http.MethodGet:
 			if old {
-				l := listSpec{from: "consumers", filters: map[string]string{"id": "id::text", "username": "username", "custom_id": "custom_id"}}
+				l := listSpec{from: "consumers", filters: map[string]string{"id": "id::uuid", "username": "username", "custom_id": "custom_id"}}
 				return n.oldDAOList(ctx, q, l, func(where string, args []any) ([]map[string]any, error) {
 					cs, err := selectConsumers(ctx, n.pool, where, args)
 					var out []map[string]any

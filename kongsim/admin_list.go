@@ -48,7 +48,16 @@ func (n *Node) oldDAOList(ctx context.Context, q *adminReq, l listSpec, fetch fu
 		if !ok {
 			return 0, nil, &apiError{http.StatusBadRequest, map[string]any{k: "unknown field"}}
 		}
-		l.where = append(l.where, expr+" = "+l.arg(q.q.Get(k)))
+		val := q.q.Get(k)
+		if strings.HasSuffix(expr, "::uuid") {
+			// Compared as uuid so the column's index serves the filter.
+			if !isUUID(val) {
+				return 0, nil, &apiError{http.StatusBadRequest, map[string]any{k: val + " is not a valid uuid"}}
+			}
+			l.where = append(l.where, strings.TrimSuffix(expr, "::uuid")+" = "+l.arg(val)+"::uuid")
+			continue
+		}
+		l.where = append(l.where, expr+" = "+l.arg(val))
 	}
 	p, aerr := n.parsePage(q.q, true)
 	if aerr != nil {

@@ -161,8 +161,8 @@ func (n *Node) listPlugins(ctx context.Context, q *adminReq, sc scope) (int, any
 			return out, ids, err
 		})
 	}
-	l.filters = map[string]string{"id": "id::text", "name": "name", "api_id": "api_id::text", "route_id": "route_id::text",
-		"service_id": "service_id::text", "consumer_id": "consumer_id::text", "enabled": "enabled::text"}
+	l.filters = map[string]string{"id": "id::uuid", "name": "name", "api_id": "api_id::uuid", "route_id": "route_id::uuid",
+		"service_id": "service_id::uuid", "consumer_id": "consumer_id::uuid", "enabled": "enabled::text"}
 	return n.oldDAOList(ctx, q, l, func(where string, args []any) ([]map[string]any, error) {
 		ps, err := selectPlugins(ctx, n.pool, n.version, where, args)
 		var out []map[string]any

@@ -63,6 +63,12 @@ func (n *Node) routeServices(ctx context.Context, q *adminReq) (int, any, error)
 		}
 		switch m {
 		case http.MethodGet:
+			if _, sized := q.q["size"]; sized && n.version == V0141 {
+				// 0.14.1's nested collection hands the size string to a DAO
+				// that wants a number (GOKONG.md note 4).
+				n.log.Error("kong/api/endpoints.lua:122: size must be a number")
+				return 0, nil, msgErr(http.StatusInternalServerError, n.unexpectedMessage())
+			}
 			l := listSpec{from: "routes", path: "/services/" + sv.ID + "/routes"}
 			l.where = append(l.where, "service_id = "+l.arg(sv.ID))
 			return n.newDAOList(ctx, q, l, func(where string, args []any) ([]map[string]any, []string, error) {

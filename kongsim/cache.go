@@ -9,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Cache segments. Kong caches entity by entity; kongsim caches the few sets
@@ -234,20 +232,66 @@ func (s *snapshot) ConsumerByKey(key string) (KeyAuthCredential, Consumer, bool)
 func (s *snapshot) PluginLoaded(name string) bool { return s.loaded[name] }
 
 // broadcast invalidates keys locally and tells the other nodes through
-// cluster_events, as Kong's DAO events do.
+// cluster_events, as Kong's DAO events do. Rows are written by flushEvents
+// in batches (one INSERT, so cluster_events' expiry trigger runs once per
+// batch rather than per Admin API write); other nodes only read them every
+// DBUpdateFrequency anyway.
 func (n *Node) broadcast(ctx context.Context, keys ...string) {
 	n.cache.invalidate(keys...)
 	if len(keys) == 0 {
 		return
 	}
-	batch := &pgx.Batch{}
+	n.eventsMu.Lock()
 	for _, k := range keys {
-		batch.Queue(`INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
-			VALUES ($1, $2, now(), NULL, now() + interval '3600 seconds', 'invalidations', $3)`,
-			newUUID(), n.nodeID, k)
+		if !n.pendingSet[k] {
+			n.pendingSet[k] = true
+			n.pendingKeys = append(n.pendingKeys, k)
+		}
 	}
-	if err := n.pool.SendBatch(ctx, batch).Close(); err != nil {
-		n.log.Warn("could not broadcast invalidation", "keys", keys, "err", err)
+	n.eventsMu.Unlock()
+	select {
+	case n.eventsKick <- struct{}{}:
+	default:
+	}
+}
+
+// flushEvents writes pending invalidations until ctx ends, then once more.
+func (n *Node) flushEvents(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			n.writeEvents(fctx)
+			cancel()
+			return
+		case <-n.eventsKick:
+		}
+		// Let concurrent writes join the batch.
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		n.writeEvents(ctx)
+	}
+}
+
+func (n *Node) writeEvents(ctx context.Context) {
+	n.eventsMu.Lock()
+	keys := n.pendingKeys
+	n.pendingKeys, n.pendingSet = nil, map[string]bool{}
+	n.eventsMu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	ids := make([]string, len(keys))
+	for i := range keys {
+		ids[i] = newUUID()
+	}
+	_, err := n.pool.Exec(ctx, `INSERT INTO cluster_events (id, node_id, at, nbf, expire_at, channel, data)
+		SELECT u.id::uuid, $1, now(), NULL, now() + interval '3600 seconds', 'invalidations', u.data
+		FROM unnest($2::text[], $3::text[]) AS u(id, data)`, n.nodeID, ids, keys)
+	if err != nil {
+		n.log.Warn("could not broadcast invalidations", "keys", len(keys), "err", err)
 	}
 }
 

@@ -58,6 +58,11 @@ type Node struct {
 
 	cache *nodeCache
 
+	eventsMu    sync.Mutex
+	pendingKeys []string
+	pendingSet  map[string]bool
+	eventsKick  chan struct{}
+
 	faultMu sync.RWMutex
 	fault   Fault
 
@@ -121,6 +126,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 		pool:    pool,
 		loaded:  loaded,
 		stopped: make(chan struct{}),
+
+		pendingSet: map[string]bool{},
+		eventsKick: make(chan struct{}, 1),
 	}
 	if err := n.startupCheck(ctx); err != nil {
 		pool.Close()
@@ -133,10 +141,14 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.cache.poll(runCtx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.flushEvents(runCtx)
 	}()
 	n.log.Info("kongsim node started", "admin", n.AdminURL(), "proxy", n.ProxyURL())
 	return n, nil
@@ -205,11 +217,11 @@ func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		_ = n.adminSrv.Shutdown(ctx)
+		_ = n.proxySrv.Shutdown(ctx)
 		if n.cancel != nil {
 			n.cancel()
 		}
-		_ = n.adminSrv.Shutdown(ctx)
-		_ = n.proxySrv.Shutdown(ctx)
 		n.wg.Wait()
 		n.pool.Close()
 		close(n.stopped)
