@@ -143,25 +143,38 @@ func (h *replayHarness) probe(v Version, files ...string) {
 	h.t.Helper()
 	h.views[v].Store(h.store.view(v, h.pluginsMap[v]))
 	for _, f := range files {
-		rel := f
-		h.probed[rel] = true
-		ex := loadExchange(h.t, filepath.Join(h.dir, f))
-		h.t.Run(rel, func(t *testing.T) {
-			problems := h.compare(t, v, ex)
-			reason, known := knownProxyMismatches[rel]
-			switch {
-			case known && len(problems) == 0:
-				t.Errorf("listed as a known mismatch (%s) but now matches: remove it from knownProxyMismatches", reason)
-			case known:
-				t.Logf("known mismatch kept (%s): %s", reason, strings.Join(problems, "; "))
-			case len(problems) > 0:
-				t.Errorf("%s %s:\n  %s", ex.Method, ex.Path, strings.Join(problems, "\n  "))
-			}
-		})
+		h.probed[f] = true
+		tgt := replayTarget{addr: strings.TrimPrefix(h.proxies[v].URL, "http://"), mapID: func(s string) string { return s }}
+		checkProxyExchange(h.t, tgt, f, loadExchange(h.t, filepath.Join(h.dir, f)))
 	}
 }
 
-func (h *replayHarness) send(t *testing.T, v Version, ex *exchange) (*http.Response, []byte) {
+// replayTarget is the proxy listener an exchange is replayed against.
+type replayTarget struct {
+	addr string // host:port of the proxy listener
+	// mapID turns a recorded id into the one the target's database holds.
+	mapID func(string) string
+}
+
+// checkProxyExchange replays ex against tgt as a subtest named rel and
+// reports differences, honouring knownProxyMismatches.
+func checkProxyExchange(t *testing.T, tgt replayTarget, rel string, ex *exchange) {
+	t.Helper()
+	t.Run(rel, func(t *testing.T) {
+		problems := compareProxyExchange(t, tgt, ex)
+		reason, known := knownProxyMismatches[rel]
+		switch {
+		case known && len(problems) == 0:
+			t.Errorf("listed as a known mismatch (%s) but now matches: remove it from knownProxyMismatches", reason)
+		case known:
+			t.Logf("known mismatch kept (%s): %s", reason, strings.Join(problems, "; "))
+		case len(problems) > 0:
+			t.Errorf("%s %s:\n  %s", ex.Method, ex.Path, strings.Join(problems, "\n  "))
+		}
+	})
+}
+
+func sendProxyExchange(t *testing.T, tgt replayTarget, ex *exchange) (*http.Response, []byte) {
 	t.Helper()
 	var body io.Reader
 	contentType := ""
@@ -175,8 +188,7 @@ func (h *replayHarness) send(t *testing.T, v Version, ex *exchange) (*http.Respo
 			contentType = "application/json"
 		}
 	}
-	srv := h.proxies[v]
-	req, err := http.NewRequest(ex.Method, srv.URL+ex.Path, body)
+	req, err := http.NewRequest(ex.Method, "http://"+tgt.addr+ex.Path, body)
 	if err != nil {
 		t.Fatalf("build request: %v", err)
 	}
@@ -217,8 +229,8 @@ var (
 	presenceOnlyHeaders    = map[string]bool{"x-kong-upstream-latency": true, "x-kong-proxy-latency": true}
 )
 
-func (h *replayHarness) compare(t *testing.T, v Version, ex *exchange) []string {
-	resp, body := h.send(t, v, ex)
+func compareProxyExchange(t *testing.T, tgt replayTarget, ex *exchange) []string {
+	resp, body := sendProxyExchange(t, tgt, ex)
 	var problems []string
 	if resp.StatusCode != ex.Status {
 		problems = append(problems, fmt.Sprintf("status %d, recorded %d (body %q)", resp.StatusCode, ex.Status, truncate(string(body))))
@@ -243,7 +255,7 @@ func (h *replayHarness) compare(t *testing.T, v Version, ex *exchange) []string 
 			return append(problems, fmt.Sprintf("body is not JSON: %q", truncate(string(body))))
 		}
 		if rb["echo"] == true {
-			problems = append(problems, h.compareEcho(v, rb, got)...)
+			problems = append(problems, compareEcho(tgt, rb, got)...)
 		} else if !reflect.DeepEqual(rb, got) {
 			problems = append(problems, fmt.Sprintf("body %s, recorded %s", mustJSON(got), mustJSON(rb)))
 		}
@@ -313,7 +325,7 @@ func containsFold(vals []string, want string) bool {
 }
 
 // compareEcho checks what the upstream saw.
-func (h *replayHarness) compareEcho(v Version, rec, got map[string]any) []string {
+func compareEcho(tgt replayTarget, rec, got map[string]any) []string {
 	var problems []string
 	for _, k := range []string{"method", "path", "query", "body"} {
 		rv, ok := rec[k]
@@ -345,7 +357,7 @@ func (h *replayHarness) compareEcho(v Version, rec, got map[string]any) []string
 		return out
 	}
 	rl, gl := lower(recH), lower(gotH)
-	port := h.proxies[v].Listener.Addr().(*net.TCPAddr).Port
+	_, port, _ := net.SplitHostPort(tgt.addr)
 	for k, want := range rl {
 		g, ok := gl[k]
 		switch {
@@ -353,14 +365,14 @@ func (h *replayHarness) compareEcho(v Version, rec, got map[string]any) []string
 			problems = append(problems, fmt.Sprintf("upstream header %s missing (recorded %q)", k, want))
 		case k == "x-forwarded-port":
 			// The recording's listener port is kept literally.
-			if g != strconv.Itoa(port) {
-				problems = append(problems, fmt.Sprintf("upstream X-Forwarded-Port %s, want our listener %d", g, port))
+			if g != port {
+				problems = append(problems, fmt.Sprintf("upstream X-Forwarded-Port %s, want our listener %s", g, port))
 			}
 		case want == "PROXY":
-			if g != h.proxies[v].Listener.Addr().String() {
+			if g != tgt.addr {
 				problems = append(problems, fmt.Sprintf("upstream header %s %q, want the proxy address", k, g))
 			}
-		case g != want:
+		case g != tgt.mapID(want):
 			problems = append(problems, fmt.Sprintf("upstream header %s %q, recorded %q", k, g, want))
 		}
 	}
