@@ -176,6 +176,8 @@ func putRun(tx *bolt.Tx, r Run, now time.Time) (Run, error) {
 		if r.Created.IsZero() {
 			r.Created = now
 		}
+	case r.Version == 0:
+		return Run{}, fmt.Errorf("run %s already exists: %w", r.ID, ErrConflict)
 	default:
 		var prev Run
 		if err := json.Unmarshal(old, &prev); err != nil {

@@ -205,3 +205,35 @@ func (s *Store) MessageRef(ctx context.Context, run, key string) (MessageRef, bo
 	})
 	return ref, ok, err
 }
+
+// PruneDelivered deletes delivered messages created before cutoff and
+// returns how many it deleted. Undelivered messages are never pruned, and
+// the Slack locations of message keys (MessageRef) are kept.
+func (s *Store) PruneDelivered(ctx context.Context, cutoff time.Time) (int, error) {
+	n := 0
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		box := tx.Bucket(bucketOutbox)
+		var dead [][]byte
+		err := box.ForEach(func(k, v []byte) error {
+			var m Message
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("decoding outbox message %q: %w", k, err)
+			}
+			if m.Delivered && m.Created.Before(cutoff) {
+				dead = append(dead, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range dead {
+			if err := box.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(dead)
+		return nil
+	})
+	return n, err
+}

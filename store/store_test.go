@@ -59,6 +59,9 @@ func TestOpenCreatesAndReopens(t *testing.T) {
 	if _, err := s.Commit(ctx, Change{Run: newRun("r1", "prod"), Audit: []AuditEntry{{Kind: "start"}}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Commit(ctx, Change{Run: newRun("r1", "prod")}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("creating r1 twice = %v", err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -459,6 +462,17 @@ func TestOutboxOrdering(t *testing.T) {
 	}
 	if err := s.MarkDelivered(ctx, Message{Run: "r1", ID: 999}, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("MarkDelivered unknown = %v", err)
+	}
+	// Pruning removes delivered messages only; refs and pending stay.
+	n, err := s.PruneDelivered(ctx, time.Now().Add(time.Hour))
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d, %v; want the 3 delivered messages", n, err)
+	}
+	if got := keys(pending()); got != "r1:m2" {
+		t.Fatalf("pending after prune = %s", got)
+	}
+	if _, ok, _ := s.MessageRef(ctx, "r2", "m1"); !ok {
+		t.Fatal("prune dropped a message ref")
 	}
 }
 
