@@ -63,6 +63,7 @@ func (n *Node) SetProxyDown(down bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if n.Stopped() {
+		proxyToggles.Delete(n)
 		if down {
 			return nil
 		}
