@@ -190,17 +190,27 @@ func (c *crashJournal) Put(k, v string) error {
 func TestConvertCrashResumesWithoutDuplicates(t *testing.T) {
 	c, _, dsn, plugins, _ := convEnv(t, 200)
 	const apis = 202
+	// Run 1: the journal write of one API's Service is lost (Kong created
+	// it); the step stops after the level that failed.
+	j := &crashJournal{memJournal: newJournal(), after: -1, cancel: func() {}, lose: "api-002"}
+	chk, err := c.Convert(context.Background(), "gw", j, nil)
+	if err != nil || chk.OK || j.lose != "" || !missingHas(chk, "api-002") {
+		t.Fatalf("run 1: err %v, ok %v, lost write pending %q, missing %q", err, chk.OK, j.lose, chk.Missing)
+	}
+	t.Logf("run 1: %d of %d done; %q", len(convertedAPIs(j)), apis, chk.Missing)
+	// Run 2: cancelled mid-way (the bot process stops).
 	ctx, cancel := context.WithCancel(context.Background())
-	j := &crashJournal{memJournal: newJournal(), after: 90, cancel: cancel, lose: "api-017"}
-	chk, err := c.Convert(ctx, "gw", j, nil)
-	if err == nil && chk.OK {
+	j.cancel, j.after = cancel, int32(len(convertedAPIs(j)))+90
+	j.done.Store(int32(len(convertedAPIs(j))))
+	chk, err = c.Convert(ctx, "gw", j, nil)
+	if err == nil || chk.OK {
 		t.Fatal("the interrupted run reports success")
 	}
 	done := len(convertedAPIs(j))
 	if done >= apis {
 		t.Fatalf("the crash came too late: %d done", done)
 	}
-	t.Logf("first run: %d of %d done (%v)", done, apis, err)
+	t.Logf("run 2: %d of %d done (%v)", done, apis, err)
 	// Re-run with the same journal.
 	chk, err = c.Convert(context.Background(), "gw", j.memJournal, nil)
 	if err != nil || !chk.OK {
