@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this).
 # It installs what the tests need on a fresh Debian/Ubuntu machine with Go:
-# PostgreSQL server binaries and HAProxy from Debian's packages.
+# PostgreSQL server binaries and HAProxy from Debian's packages, and Chromium
+# (with a colour emoji font) for localslack's browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v haproxy >/dev/null || need+=(haproxy)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null || need+=(postgresql)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)
+[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

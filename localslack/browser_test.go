@@ -1,0 +1,252 @@
+package localslack_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/kongbot/kongbot/localslack"
+	"github.com/slack-go/slack"
+)
+
+var screenshotOut = flag.String("screenshot", "", "also write the browser test's final screenshot here (docs/img/localslack.png for the README)")
+
+// chromiumPath finds Debian's chromium (scripts/test.sh installs it).
+func chromiumPath() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// artifactDir is $KONGBOT_ARTIFACTS/<test> when set, else a temp dir.
+func artifactDir(t *testing.T) string {
+	if base := os.Getenv("KONGBOT_ARTIFACTS"); base != "" {
+		dir := filepath.Join(base, t.Name())
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatalf("artifact dir: %v", err)
+		}
+		return dir
+	}
+	return t.TempDir()
+}
+
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	bin := chromiumPath()
+	if bin == "" {
+		t.Skip("no chromium binary on PATH (scripts/test.sh installs Debian's chromium package); skipping the browser test")
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelB := chromedp.NewContext(actx)
+	// The first run starts the browser and must not carry a timeout (it would
+	// bound the browser's life); later actions use a derived, bounded context.
+	if err := chromedp.Do(bctx); err != nil {
+		cancelB()
+		cancelA()
+		t.Fatalf("starting chromium %s: %v", bin, err)
+	}
+	ctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
+	t.Cleanup(func() { cancelT(); cancelB(); cancelA() })
+	return ctx
+}
+
+func switchUser(id string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.SetValue(chromedp.CSS(`[data-testid="user-switcher"]`), id),
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid="user-switcher"]').dispatchEvent(new Event('change')), undefined`),
+	)
+}
+
+// waitJS polls a JavaScript predicate in the page.
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(15*time.Second))
+}
+
+// dumpPage logs the page's text and script errors, to explain a failure.
+func dumpPage(t *testing.T, ctx context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({errors: window.localslackErrors, acting: document.querySelector('[data-testid="user-switcher"]').value, composer: document.querySelector('[data-testid="composer-input"]').value, text: document.body.innerText.slice(0, 1500)})`))
+	t.Logf("page: %s (%v)", text, err)
+}
+
+func runBlocks(runID string) []slack.Block {
+	return []slack.Block{
+		slack.NewHeaderBlock(plain(":rocket: Kong upgrade " + runID + ": prod 0.14.1 → 1.0.3")),
+		slack.NewSectionBlock(nil, []*slack.TextBlockObject{
+			md("*Gateway*\nprod (3 nodes)"), md("*Requested by*\n<@" + localslack.OnCallID + ">"),
+			md("*Path*\n0.14.1 → 1.0.3"), md("*Datastore*\n`kong@db-1`"),
+		}, nil),
+		slack.NewSectionBlock(md(":white_check_mark: 1. Pre-flight checks\n:white_check_mark: 2. Snapshot database\n:hourglass_flowing_sand: 3. `kong migrations up` — awaiting approval\n:white_circle: 4. Cutover traffic\n:white_circle: 5. `kong migrations finish`"), nil, nil),
+		slack.NewContextBlock("", md("plan `ab12cd` · approvals from <!subteam^"+localslack.LeadsGroupID+"|@kong-leads>")),
+	}
+}
+
+func approvalStepBlocks(val string) []slack.Block {
+	approve := slack.NewButtonBlockElement("step_approve", val, plain("Approve")).WithStyle(slack.StylePrimary).
+		WithConfirm(slack.NewConfirmationBlockObject(plain("Approve step 3?"),
+			md("Run *r42* will run `kong migrations up` of 1.0.3 against *kong@db-1*."), plain("Approve"), plain("Cancel")))
+	reject := slack.NewButtonBlockElement("step_reject", val, plain("Reject")).WithStyle(slack.StyleDanger).
+		WithConfirm(slack.NewConfirmationBlockObject(plain("Reject step 3?"), md("The run will stop here."), plain("Reject"), plain("Cancel")).WithStyle(slack.StyleDanger))
+	return []slack.Block{
+		slack.NewSectionBlock(md("*Step 3: run `kong migrations up` of 1.0.3 against datastore kong@db-1*"), nil, nil),
+		slack.NewSectionBlock(nil, []*slack.TextBlockObject{md("*Risk*\nhigh (schema change)"), md("*Needs*\n1 of <!subteam^" + localslack.LeadsGroupID + "|@kong-leads>, not the requester")}, nil),
+		slack.NewDividerBlock(),
+		slack.NewActionBlock("approval_r42_3", approve, reject),
+	}
+}
+
+// TestBrowserCommandAndConfirmedApproval drives the page in headless
+// Chromium: act as the on-call engineer and type /kong, switch to a lead,
+// open the run's thread, click Approve, confirm, and watch the message change.
+func TestBrowserCommandAndConfirmedApproval(t *testing.T) {
+	ls := newServer(t, localslack.Options{})
+	ctx := newBrowser(t)
+	// Chromium can take a while to start on a busy machine; the waits
+	// below get their own budget.
+	tctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	bot := startSMBot(t, tctx, ls)
+	arts := artifactDir(t)
+	shot := func(name string, also ...string) {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		for _, p := range append([]string{filepath.Join(arts, name)}, also...) {
+			if err := os.WriteFile(p, png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("screenshot: %s", p)
+		}
+	}
+
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(ls.URL()),
+		waitJS(`document.querySelectorAll('[data-testid="user-switcher"] option').length > 0`),
+		switchUser(localslack.OnCallID),
+		waitJS(`document.querySelector('[data-testid="user-switcher"]').value === "`+localslack.OnCallID+`"`),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="composer-input"]`), "/kong upgrade start prod 1.0.3"+kb.Enter),
+	)
+	if err != nil {
+		t.Fatalf("typing the command: %v", err)
+	}
+	if err := ls.WaitFor(tctx, func() bool { c, _, _ := bot.snapshot(); return len(c) == 1 }); err != nil {
+		dumpPage(t, ctx)
+		t.Fatalf("bot never got the command: %v", err)
+	}
+	cmds, _, _ := bot.snapshot()
+	if cmds[0].UserID != localslack.OnCallID || cmds[0].Command != "/kong" || cmds[0].Text != "upgrade start prod 1.0.3" {
+		t.Errorf("command = %+v", cmds[0])
+	}
+	// The ack shows up for olivia only.
+	if err := chromedp.Do(ctx, waitJS(`[...document.querySelectorAll('[data-testid="ephemeral"]')].some(e => e.textContent.includes("starting: upgrade start prod 1.0.3"))`)); err != nil {
+		t.Fatalf("ack not shown: %v", err)
+	}
+
+	// The bot posts the run and, in its thread, the approval step.
+	api := bot.api
+	_, parent, err := api.PostMessageContext(tctx, localslack.ChannelID, slack.MsgOptionText("Kong upgrade r42", false), slack.MsgOptionBlocks(runBlocks("r42")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{":white_check_mark: Step 1: pre-flight checks passed (3/3 nodes healthy, no pending migrations)", ":white_check_mark: Step 2: snapshot `kong-r42.dump` taken (14.2 MB)"} {
+		if _, _, err := api.PostMessageContext(tctx, localslack.ChannelID, slack.MsgOptionText(line, false), slack.MsgOptionTS(parent)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logText := "Migrating core (1.0.3)...\ncore migrated up to: 003_100_to_110 (pending)\n"
+	if _, err := api.UploadFileContext(tctx, slack.UploadFileParameters{Filename: "r42-step2.log", Title: "pre-flight output",
+		Content: logText, FileSize: len(logText), Channel: localslack.ChannelID, ThreadTimestamp: parent}); err != nil {
+		t.Fatal(err)
+	}
+	_, stepTS, err := api.PostMessageContext(tctx, localslack.ChannelID, slack.MsgOptionText("Step 3 awaits approval", false),
+		slack.MsgOptionTS(parent), slack.MsgOptionBlocks(approvalStepBlocks("r42:3:ab12cd")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A lead opens the thread, clicks Approve and confirms in the dialog.
+	approveSel := fmt.Sprintf(`[data-testid="thread-panel"] [data-ts="%s"] [data-action-id="step_approve"]`, stepTS)
+	err = chromedp.Do(ctx,
+		switchUser(localslack.Lead1ID),
+		waitJS(`document.querySelectorAll('[data-testid="ephemeral"]').length === 0`), // olivia's ack is hers alone
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-testid="thread-link"][data-thread-ts="%s"]`, parent))),
+		chromedp.WaitVisible(chromedp.CSS(approveSel)),
+	)
+	if err != nil {
+		t.Fatalf("opening the thread: %v", err)
+	}
+	var readme []string
+	if *screenshotOut != "" {
+		readme = append(readme, *screenshotOut)
+	}
+	shot("approval-pending.png", readme...)
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(approveSel)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-dialog"] [data-testid="confirm-ok"]`)),
+	)
+	if err != nil {
+		t.Fatalf("opening the confirm dialog: %v", err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#confirm-title`)))
+	if err != nil || title != "Approve step 3?" {
+		t.Errorf("confirm title %q, %v", title, err)
+	}
+	shot("confirm-dialog.png")
+	if _, clicks, _ := bot.snapshot(); len(clicks) != 0 {
+		t.Fatalf("click delivered before confirming: %d", len(clicks))
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="confirm-ok"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.WaitFor(tctx, func() bool { _, c, _ := bot.snapshot(); return len(c) == 1 }); err != nil {
+		t.Fatalf("no block_actions delivered: %v", err)
+	}
+	_, clicks, _ := bot.snapshot()
+	ic := clicks[0]
+	if ic.User.ID != localslack.Lead1ID || ic.ActionCallback.BlockActions[0].ActionID != "step_approve" ||
+		ic.ActionCallback.BlockActions[0].Value != "r42:3:ab12cd" || ic.Container.MessageTs != stepTS || ic.Container.ThreadTs != parent {
+		t.Errorf("interaction = user %s actions %+v container %+v", ic.User.ID, ic.ActionCallback.BlockActions[0], ic.Container)
+	}
+
+	// The bot records the decision; the page shows the changed message live.
+	stamp := fmt.Sprintf("<!date^%d^{date_short_pretty} {time}|now>", time.Now().Unix())
+	_, _, _, err = api.UpdateMessageContext(tctx, localslack.ChannelID, stepTS, slack.MsgOptionText("Step 3 approved", false),
+		slack.MsgOptionBlocks(approvalStepBlocks("r42:3:ab12cd")[0], slack.NewContextBlock("", md(":white_check_mark: Approved by <@"+ic.User.ID+"> at "+stamp))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx, waitJS(fmt.Sprintf(`(() => { const m = document.querySelector('[data-testid="thread-panel"] [data-ts="%s"]');
+		return m && m.textContent.includes("Approved by @liam") && !m.querySelector("[data-action-id]"); })()`, stepTS)))
+	if err != nil {
+		t.Fatalf("page did not show the decision: %v", err)
+	}
+	shot("approved.png")
+}
