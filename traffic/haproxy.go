@@ -170,17 +170,19 @@ func (h *HAProxy) SetWeights(ctx context.Context, w Weights) (Move, error) {
 
 // ServerStat is one server's row of `show stat`.
 type ServerStat struct {
-	Name    string
-	Status  string // UP, DOWN, DRAIN, MAINT, "no check", …
-	Weight  int    // user weight (uweight) when HAProxy reports it
-	Scur    int64  // current sessions
-	Stot    int64  // total sessions
-	Hrsp    [6]int64
-	ReqTot  int64
-	Econ    int64         // connection errors
-	Eresp   int64         // response errors
-	RTime   time.Duration // mean response time of the last 1024 requests
-	TTime   time.Duration // mean total time of the last 1024 requests
+	Name   string
+	Status string // UP, DOWN, DRAIN, MAINT, "no check", …
+	Weight int    // user weight (uweight) when HAProxy reports it
+	Scur   int64  // current sessions
+	Stot   int64  // total sessions
+	Hrsp   [6]int64
+	ReqTot int64
+	Econ   int64         // connection errors
+	Eresp  int64         // response errors
+	RTime  time.Duration // mean response time of the last 1024 requests
+	TTime  time.Duration // mean total time of the last 1024 requests
+	// Drained: in drain or maintenance (from the status here; the weight
+	// and decommission checks also read the admin state).
 	Drained bool
 }
 
@@ -281,13 +283,78 @@ func serverStat(r map[string]string) ServerStat {
 	return s
 }
 
+// adminStates reads each server's admin state bits from `show servers
+// state`: show stat's status says "DOWN" for a drained server whose health
+// check fails (a stopped Kong node), hiding the drain.
+func (h *HAProxy) adminStates(ctx context.Context) (map[string]int, error) {
+	out, err := h.Command(ctx, "show servers state "+h.backend)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var head []string
+	res := map[string]int{}
+	for _, l := range lines {
+		if after, ok := strings.CutPrefix(l, "# "); ok {
+			head = strings.Fields(after)
+			continue
+		}
+		f := strings.Fields(l)
+		if head == nil || len(f) != len(head) {
+			continue
+		}
+		var name string
+		state := -1
+		for i, k := range head {
+			switch k {
+			case "srv_name":
+				name = f[i]
+			case "srv_admin_state":
+				state, _ = strconv.Atoi(f[i])
+			}
+		}
+		if name != "" && state >= 0 {
+			res[name] = state
+		}
+	}
+	if head == nil {
+		return nil, fmt.Errorf("%w: show servers state answered %q", ErrHAProxy, firstLine(out))
+	}
+	return res, nil
+}
+
+// Admin state bits of `show servers state` (HAProxy's SRV_ADMF_*).
+const (
+	admMaint = 0x01 | 0x02 | 0x04 | 0x20 | 0x40 // forced, inherited, config, resolution, hostname
+	admDrain = 0x08 | 0x10                      // forced, inherited
+)
+
+// statsWithAdmin is Stats with Drained also set from the admin state.
+func (h *HAProxy) statsWithAdmin(ctx context.Context) (map[string]ServerStat, error) {
+	st, err := h.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	adm, err := h.adminStates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for name, s := range st {
+		if a, ok := adm[name]; ok && a&(admMaint|admDrain) != 0 {
+			s.Drained = true
+			st[name] = s
+		}
+	}
+	return st, nil
+}
+
 // VerifyWeights implements Backend: every server's weight must be the one
 // SetWeights gives for want.
 func (h *HAProxy) VerifyWeights(ctx context.Context, want Weights) (steps.Check, error) {
 	if err := want.Validate(); err != nil {
 		return steps.Check{}, err
 	}
-	st, err := h.Stats(ctx)
+	st, err := h.statsWithAdmin(ctx)
 	if err != nil {
 		return steps.Check{}, err
 	}
@@ -375,7 +442,7 @@ func (h *HAProxy) Undrain(ctx context.Context) (Move, error) {
 // Decommissioned implements Backend: every old server at weight 0, drained
 // (or in maintenance) and with no current session.
 func (h *HAProxy) Decommissioned(ctx context.Context) (steps.Check, error) {
-	st, err := h.Stats(ctx)
+	st, err := h.statsWithAdmin(ctx)
 	if err != nil {
 		return steps.Check{}, err
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/kongbot/kongbot/internal/haproxyproc"
 	"github.com/kongbot/kongbot/traffic"
 )
 
@@ -158,5 +160,52 @@ func TestHAProxyBackend(t *testing.T) {
 	dead, _ := traffic.NewHAProxy(traffic.HAProxyOptions{Address: "unix:" + r.proc.Socket + ".none", Backend: "kong", Old: []string{"a"}, New: []string{"b"}})
 	if _, err := dead.Sample(ctx); err == nil {
 		t.Fatal("sample through a missing socket succeeded")
+	}
+}
+
+// TestHAProxyDecommissionStoppedNode: once the old Kong node is stopped its
+// health check fails and show stat says DOWN, not DRAIN; the decommission
+// check still sees the drain in the admin state.
+func TestHAProxyDecommissionStoppedNode(t *testing.T) {
+	up := newUpstream(t, "1.0.3")
+	stopped := newUpstream(t, "0.14.1")
+	stopped.srv.Close()
+	dir, err := os.MkdirTemp("", "hap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	p, err := haproxyproc.Start(ctx, haproxyproc.Options{Dir: dir, Servers: []haproxyproc.Server{
+		{Name: "old1", Addr: stopped.addr(), Weight: 256, Check: true},
+		{Name: "new1", Addr: up.addr(), Weight: 0},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	h, err := traffic.NewHAProxy(traffic.HAProxyOptions{Address: "unix:" + p.Socket, Backend: p.Backend, Old: []string{"old1"}, New: []string{"new1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.SetWeights(ctx, traffic.Split(100)); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := h.Decommissioned(ctx); c.OK {
+		t.Fatal("decommissioned before the drain")
+	}
+	if _, err := h.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "old1 DOWN", func() (bool, string) {
+		st, err := h.Stats(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.HasPrefix(st["old1"].Status, "DOWN"), st["old1"].Status
+	})
+	c, err := h.Decommissioned(ctx)
+	if err != nil || !c.OK {
+		t.Fatalf("decommissioned: %+v, %v", c, err)
 	}
 }

@@ -28,6 +28,8 @@ type Server struct {
 	Name   string
 	Addr   string // host:port
 	Weight int    // 0..256
+	// Check turns on HAProxy's TCP health check (every 200 ms).
+	Check bool
 }
 
 // Options configure the process.
@@ -81,7 +83,7 @@ backend {{.Backend}}
     balance roundrobin
     http-reuse safe
 {{- range .Servers}}
-    server {{.Name}} {{.Addr}} weight {{.Weight}}
+    server {{.Name}} {{.Addr}} weight {{.Weight}}{{if .Check}} check inter 200ms{{end}}
 {{- end}}
 `))
 
