@@ -74,6 +74,11 @@ func (n *Node) routeScopedPlugins(ctx context.Context, q *adminReq, sc scope, re
 		return 0, nil, errMethod
 	case 1:
 		id := rest[0]
+		if !n.version.Is10() && (sc.route != "" || sc.service != "") {
+			// 0.x has /apis/{x}/plugins/{id} and /consumers/{x}/plugins/{id},
+			// not the service and route ones.
+			return 0, nil, errNotFound
+		}
 		switch m {
 		case http.MethodGet:
 			p, err := n.findPlugin(ctx, id, sc)
