@@ -117,12 +117,6 @@ func (ix *pluginIndex) resolve(name string, c *reqCtx) *Plugin {
 // UseNumber; 1.0-written configs carry explicit nulls, and 0.14-read empty
 // arrays may be empty objects.
 
-// cfgValue reports the raw value and whether the key is present at all.
-func cfgValue(cfg map[string]any, key string) (any, bool) {
-	v, ok := cfg[key]
-	return v, ok
-}
-
 func cfgString(cfg map[string]any, key string) (string, bool) {
 	v, ok := cfg[key]
 	if !ok || v == nil {

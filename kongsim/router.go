@@ -138,6 +138,9 @@ func newRoutesRouter(routes []Route, service func(string) (Service, bool)) *rout
 	rt := newRouter(false)
 	for i := range routes {
 		r := &routes[i]
+		if !httpRoute(r) {
+			continue // 1.0 stream routes (tcp/tls) belong to the stream router
+		}
 		svc, ok := service(r.ServiceID)
 		if !ok {
 			rt.skipped = append(rt.skipped, "route "+r.ID+": service not found")
@@ -176,6 +179,18 @@ func newAPIRouter(apis []API) *router {
 	}
 	rt.finish()
 	return rt
+}
+
+func httpRoute(r *Route) bool {
+	if len(r.Protocols) == 0 {
+		return true
+	}
+	for _, p := range r.Protocols {
+		if p == "http" || p == "https" {
+			return true
+		}
+	}
+	return false
 }
 
 func serviceTarget(s Service) upstreamTarget {

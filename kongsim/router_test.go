@@ -24,6 +24,9 @@ func TestRouterMatching(t *testing.T) {
 		route("no-service", 0, 10, nil, []string{"/orphan"}, nil),
 	}
 	routes[9].ServiceID = "missing"
+	// A 1.0 stream route is not the HTTP router's business (and not an
+	// unroutable entity either).
+	routes = append(routes, Route{ID: "stream", Protocols: []string{"tcp"}, ServiceID: "s"})
 	rt := newRoutesRouter(routes, func(id string) (Service, bool) { s, ok := svc[id]; return s, ok })
 	if len(rt.skipped) != 1 {
 		t.Fatalf("skipped %v, want the orphan route", rt.skipped)
