@@ -24,6 +24,13 @@ bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$bad" ]; then echo "gofmt needed:"; echo "$bad"; exit 1; fi
 echo "== go vet"
 go vet ./...
+# The helm chart: lint and template with the real helm (built once into
+# ~/.cache/kongbot-tools, a few minutes the first time). KONGBOT_SKIP_HELM=1
+# skips it, and the chart tests in internal/shiptest too.
+if [ "${KONGBOT_SKIP_HELM:-}" != 1 ]; then
+  echo "== helm lint + template"
+  scripts/helm-check.sh
+fi
 echo "== go test -race"
 go test -race -timeout 25m ./...
 # The /kong grammar's fuzz target, 60 s from its seed corpus.
