@@ -273,6 +273,11 @@ func TestProxyDownFault(t *testing.T) {
 	if f := n.Fault(); f.ProxyFailShare != 1 || f.ProxyFailStatus != 503 {
 		t.Fatalf("Fault() %+v", f)
 	}
+	// The admin listener's control endpoint drives the same settings.
+	e.admin(n, "PUT", "/__kongsim/fault", map[string]any{"proxy_fail_share": 1, "proxy_fail_status": 500}, 200)
+	e.expect(n, "/s", "", 500, "An unexpected error occurred")
+	e.admin(n, "PUT", "/__kongsim/fault", map[string]any{}, 200)
+	e.expect(n, "/s", "", 200, "")
 	if err := n.SetProxyFault(ProxyFault{FailShare: 2}); err == nil {
 		t.Fatal("fail share 2 accepted")
 	}
