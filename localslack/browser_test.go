@@ -249,4 +249,38 @@ func TestBrowserCommandAndConfirmedApproval(t *testing.T) {
 		t.Fatalf("page did not show the decision: %v", err)
 	}
 	shot("approved.png")
+
+	// App Home: opening the tab sends app_home_opened; the view the bot
+	// publishes for this user appears without a reload.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="nav-home"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.WaitFor(tctx, func() bool { _, _, e := bot.snapshot(); return len(e) == 1 }); err != nil {
+		t.Fatalf("no app_home_opened: %v", err)
+	}
+	if _, _, evs := bot.snapshot(); evs[0].InnerEvent.Type != "app_home_opened" {
+		t.Errorf("event = %+v", evs[0].InnerEvent)
+	}
+	home := slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: []slack.Block{
+		slack.NewHeaderBlock(plain("Your pending approvals")),
+		slack.NewSectionBlock(md("*r43* prod 0.13.1 → 0.14.1, step 2 `kong migrations up` — requested by <@"+localslack.OnCallID+">"), nil,
+			slack.NewAccessory(slack.NewButtonBlockElement("home_open_run", "r43", plain("Open thread")))),
+		slack.NewDividerBlock(),
+		slack.NewHeaderBlock(plain("Recent runs")),
+		slack.NewContextBlock("", md(":white_check_mark: *r42* prod 0.14.1 → 1.0.3 — approved by <@"+localslack.Lead1ID+">")),
+	}}}
+	if _, err := api.PublishViewContext(tctx, slack.PublishViewContextRequest{UserID: localslack.Lead1ID, View: home}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, waitJS(`document.querySelector('[data-testid="app-home"]').textContent.includes("Your pending approvals")`),
+		chromedp.Click(chromedp.CSS(`[data-testid="app-home"] [data-action-id="home_open_run"]`))); err != nil {
+		t.Fatalf("home view not shown: %v", err)
+	}
+	if err := ls.WaitFor(tctx, func() bool { _, c, _ := bot.snapshot(); return len(c) == 2 }); err != nil {
+		t.Fatalf("no block_actions from App Home: %v", err)
+	}
+	if _, c, _ := bot.snapshot(); c[1].Container.Type != "view" || c[1].ActionCallback.BlockActions[0].Value != "r43" {
+		t.Errorf("home click = %+v", c[1].Container)
+	}
+	shot("app-home.png")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,5 +152,46 @@ func TestRateLimitedRetriesKeepOrder(t *testing.T) {
 	}
 	if n := len(ls.Calls("chat.postMessage")); n != 6 {
 		t.Errorf("%d calls, want 6 (2 refused, 4 served)", n)
+	}
+}
+
+func TestOutageRefusesThenRecovers(t *testing.T) {
+	ls := newServer(t, localslack.Options{})
+	ctx := testCtx(t)
+	bot := startSMBot(t, ctx, ls)
+	post := func(api *slack.Client, text string) error {
+		_, _, err := api.PostMessageContext(ctx, localslack.ChannelID, slack.MsgOptionText(text, false))
+		return err
+	}
+	if err := post(bot.api, "before"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Outage(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.Outage(time.Second); err == nil {
+		t.Error("a second outage started during the first")
+	}
+	// A pooled connection is dropped; a new one is refused.
+	var se slack.SlackErrorResponse
+	if err := post(bot.api, "lost 1"); err == nil || errors.As(err, &se) {
+		t.Errorf("pooled connection during outage: %v", err)
+	}
+	if err := post(client(ls), "lost 2"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("new connection during outage: %v, want connection refused", err)
+	}
+	if err := ls.WaitFor(ctx, func() bool { return !ls.Down() }); err != nil {
+		t.Fatal(err)
+	}
+	if err := post(bot.api, "after"); err != nil {
+		t.Errorf("after the outage: %v", err)
+	}
+	msgs := ls.Channel(localslack.ChannelID)
+	if len(msgs) != 2 || msgs[0].Text != "before" || msgs[1].Text != "after" {
+		t.Errorf("messages = %+v", msgs)
+	}
+	// slack-go's socketmode client reconnects once localslack is back.
+	if err := ls.WaitFor(ctx, func() bool { s := ls.Sockets(); return s.Open == 1 && s.Opened >= 2 }); err != nil {
+		t.Fatalf("socket did not come back: %+v: %v", ls.Sockets(), err)
 	}
 }

@@ -52,6 +52,9 @@ func (s *Server) Responses() []ResponsePost {
 }
 
 func (s *Server) handleResponseURL(w http.ResponseWriter, r *http.Request) {
+	if s.dropIfDown(w) {
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
 		http.Error(w, "reading body", http.StatusBadRequest)

@@ -65,14 +65,13 @@ type Server struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	srv      *http.Server
-	ln       net.Listener
-	baseURL  string
-	client   *http.Client
-	started  bool
-	closed   chan struct{}
-	serveErr chan error
-	bg       sync.WaitGroup
+	srv     *http.Server
+	ln      net.Listener
+	baseURL string
+	client  *http.Client
+	started bool
+	closed  chan struct{}
+	bg      sync.WaitGroup
 
 	mu    sync.Mutex
 	st    *state
@@ -128,7 +127,6 @@ func New(opts Options) *Server {
 		now:      opts.Now,
 		client:   &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		closed:   make(chan struct{}),
-		serveErr: make(chan error, 1),
 		st:       newState(seed),
 		chg:      make(chan struct{}),
 		socks:    map[string]*socketConn{},
@@ -149,7 +147,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ln = ln
 	s.baseURL = "http://" + ln.Addr().String()
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { s.serveErr <- s.srv.Serve(ln) }()
+	go s.serve(ln)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -159,6 +157,84 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.log.Info("localslack listening", "url", s.baseURL)
 	return nil
+}
+
+func (s *Server) serve(ln net.Listener) {
+	defer ln.Close()
+	err := s.srv.Serve(ln)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		s.log.Error("localslack: serving", "err", err)
+	}
+}
+
+// Outage takes the whole workspace off the network for d, as a Slack outage
+// would: the listening socket is closed (new connections are refused),
+// pooled connections are dropped at their next request, and Socket Mode
+// connections are cut. Afterwards localslack listens on the same address
+// again. The web page goes down too.
+func (s *Server) Outage(d time.Duration) error {
+	s.mu.Lock()
+	if s.ln == nil || s.st.outage {
+		s.mu.Unlock()
+		return errors.New("localslack: not started, or already in an outage")
+	}
+	s.st.outage = true
+	ln := s.ln
+	s.changedLocked()
+	s.mu.Unlock()
+	_ = ln.Close()
+	s.DropSockets()
+	s.goBG(func() {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.closed:
+			return
+		}
+		var nl net.Listener
+		var err error
+		// The port was ours a moment ago; retry briefly in case the kernel
+		// has not released it yet.
+		for range 50 {
+			if nl, err = net.Listen("tcp", ln.Addr().String()); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil {
+			s.log.Error("localslack: cannot listen again after outage", "addr", ln.Addr().String(), "err", err)
+			return
+		}
+		s.mu.Lock()
+		s.ln = nl
+		s.st.outage = false
+		s.changedLocked()
+		s.mu.Unlock()
+		go s.serve(nl)
+	})
+	return nil
+}
+
+// Down reports whether an Outage is in progress.
+func (s *Server) Down() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st.outage
+}
+
+// dropIfDown closes the request's connection during an outage.
+func (s *Server) dropIfDown(w http.ResponseWriter) bool {
+	if !s.Down() {
+		return false
+	}
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			_ = conn.Close()
+			return true
+		}
+	}
+	panic(http.ErrAbortHandler)
 }
 
 // Close stops the server, drops Socket Mode connections and waits for

@@ -66,6 +66,9 @@ var upgrader = websocket.Upgrader{
 }
 
 func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
+	if s.dropIfDown(w) {
+		return
+	}
 	ticket := r.URL.Query().Get("ticket")
 	s.mu.Lock()
 	exp, ok := s.st.tickets[ticket]

@@ -254,3 +254,32 @@ func TestNoTransport(t *testing.T) {
 		t.Errorf("ephemerals = %+v", e)
 	}
 }
+
+func TestClickOnEphemeral(t *testing.T) {
+	ls := newServer(t, localslack.Options{})
+	ctx := testCtx(t)
+	bot := startSMBot(t, ctx, ls)
+	tsE, err := bot.api.PostEphemeralContext(ctx, localslack.ChannelID, localslack.Lead2ID, slack.MsgOptionText("confirm?", false),
+		slack.MsgOptionBlocks(approvalBlocks("r9:1:ff")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ls.Click(ctx, localslack.Lead1ID, localslack.ChannelID, tsE, "step_approve", ""); err == nil {
+		t.Error("another user clicked lena's ephemeral message")
+	}
+	if _, err := ls.Click(ctx, localslack.Lead2ID, localslack.ChannelID, tsE, "step_approve", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, clicks, _ := bot.snapshot()
+	if len(clicks) != 1 || !clicks[0].Container.IsEphemeral || clicks[0].Container.MessageTs != tsE {
+		t.Fatalf("clicks = %+v", clicks)
+	}
+	// replace_original on an ephemeral rewrites it in place.
+	if _, _, err := bot.api.PostMessageContext(ctx, "", slack.MsgOptionReplaceOriginal(clicks[0].ResponseURL), slack.MsgOptionText("done", false)); err != nil {
+		t.Fatal(err)
+	}
+	e := ls.Ephemerals(localslack.Lead2ID)
+	if len(e) != 1 || e[0].Text != "done" || len(e[0].Blocks) != 0 {
+		t.Errorf("ephemerals = %+v", e)
+	}
+}

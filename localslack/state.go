@@ -101,6 +101,7 @@ type state struct {
 	resp      map[string]*responseTarget
 	faults    []*faultRule
 	faultSeq  int
+	outage    bool
 	deleted   map[string]bool
 	tickets   map[string]time.Time
 	pending   map[string]*pendingAck

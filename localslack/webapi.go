@@ -93,6 +93,9 @@ var apiMethods = map[string]apiHandler{
 }
 
 func (s *Server) handleAPI(w http.ResponseWriter, r *http.Request) {
+	if s.dropIfDown(w) {
+		return
+	}
 	method := r.PathValue("method")
 	p, perr := readParams(r)
 	token := ""
@@ -438,6 +441,9 @@ func (s *Server) apiGetUploadURL(p url.Values) obj {
 // handleUpload receives the file body (multipart field "file", as slack-go
 // sends it, or a raw body).
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
+	if s.dropIfDown(w) {
+		return
+	}
 	id := r.PathValue("id")
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<20)
 	var content []byte

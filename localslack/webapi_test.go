@@ -353,3 +353,32 @@ func TestSeedValidation(t *testing.T) {
 		t.Errorf("round trip: %v", err)
 	}
 }
+
+func TestLoadSeed(t *testing.T) {
+	seed, err := localslack.LoadSeed("testdata/seed.json")
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	ls := newServer(t, localslack.Options{Seed: &seed})
+	ctx := testCtx(t)
+	api := client(ls)
+	u, err := api.GetUserInfoContext(ctx, "U0GUEST002")
+	if err != nil || !u.IsUltraRestricted {
+		t.Errorf("guest = %+v, %v", u, err)
+	}
+	if _, _, err := api.PostMessageContext(ctx, "#upgrades", slack.MsgOptionText("hi", false)); err != nil {
+		t.Errorf("post to seeded channel: %v", err)
+	}
+	if res, err := api.AuthTestContext(ctx); err != nil || res.UserID != "U0ACMEBOT1" || res.TeamID != "T0ACME0001" {
+		t.Errorf("auth.test = %+v, %v", res, err)
+	}
+
+	for _, tc := range []struct{ path, want string }{
+		{"testdata/seed-bad.json", `unknown field "colour"`},
+		{"testdata/missing.json", "no such file"},
+	} {
+		if _, err := localslack.LoadSeed(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("LoadSeed(%s) = %v, want %q", tc.path, err, tc.want)
+		}
+	}
+}
