@@ -122,14 +122,14 @@ func New(opts Options) *Server {
 	tr.MaxIdleConns = 256
 	tr.MaxIdleConnsPerHost = 128
 	return &Server{
-		opts:     opts,
-		log:      opts.Logger,
-		now:      opts.Now,
-		client:   &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		closed:   make(chan struct{}),
-		st:       newState(seed),
-		chg:      make(chan struct{}),
-		socks:    map[string]*socketConn{},
+		opts:   opts,
+		log:    opts.Logger,
+		now:    opts.Now,
+		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		closed: make(chan struct{}),
+		st:     newState(seed),
+		chg:    make(chan struct{}),
+		socks:  map[string]*socketConn{},
 	}
 }
 
