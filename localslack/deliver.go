@@ -122,7 +122,7 @@ func Sign(secret, ts string, body []byte) string {
 }
 
 func (s *Server) triggerID() string {
-	return fmt.Sprintf("%d.%s.%s", time.Now().UnixMilli(), strings.TrimPrefix(s.Seed().Team.ID, "T"), strings.ToLower(shortID(24)))
+	return fmt.Sprintf("%d.%s.%s", time.Now().UnixMilli(), strings.TrimPrefix(s.team.ID, "T"), strings.ToLower(shortID(24)))
 }
 
 // SlashCommand delivers a slash command typed by user (ID or name) in channel.
@@ -154,7 +154,7 @@ func (s *Server) SlashCommand(ctx context.Context, user, channel, text string, o
 	fields := map[string]string{
 		"token": "localslackVerificationTok", "team_id": team.ID, "team_domain": team.Domain,
 		"channel_id": cid, "channel_name": ch.Name, "user_id": uid, "user_name": u.Name,
-		"command": command, "text": args, "api_app_id": s.Seed().Bot.AppID, "is_enterprise_install": "false",
+		"command": command, "text": args, "api_app_id": s.bot.AppID, "is_enterprise_install": "false",
 		"response_url": rt, "trigger_id": s.triggerID(),
 	}
 	payload, _ := json.Marshal(fields)
@@ -253,11 +253,11 @@ func (s *Server) Click(ctx context.Context, user, channel, messageTS, actionID, 
 		s.mu.Unlock()
 		return Delivery{}, fmt.Errorf("%w: %q (value %q) on message %s", ErrNoButton, actionID, value, messageTS)
 	}
+	if threadTS == messageTS {
+		threadTS = "" // a thread's parent is a channel message
+	}
 	u, ch, team := s.st.users[uid], s.st.channels[cid], s.st.seed.Team
 	rt := s.newResponseTargetLocked(uid, cid, messageRef, ephTS, threadTS)
-	if threadTS == messageTS {
-		threadTS = ""
-	}
 	s.mu.Unlock()
 
 	container := obj{"type": "message", "message_ts": messageTS, "channel_id": cid, "is_ephemeral": isEph}
@@ -274,7 +274,7 @@ func (s *Server) Click(ctx context.Context, user, channel, messageTS, actionID, 
 	}
 	p := obj{
 		"type": "block_actions", "user": obj{"id": uid, "username": u.Name, "name": u.Name, "team_id": team.ID},
-		"api_app_id": s.Seed().Bot.AppID, "token": "localslackVerificationTok", "container": container,
+		"api_app_id": s.bot.AppID, "token": "localslackVerificationTok", "container": container,
 		"trigger_id": s.triggerID(), "team": obj{"id": team.ID, "domain": team.Domain},
 		"enterprise": nil, "is_enterprise_install": false, "channel": obj{"id": cid, "name": ch.Name},
 		"state": obj{"values": obj{}}, "response_url": rt, "actions": []obj{action},
@@ -320,7 +320,7 @@ func (s *Server) ClickHome(ctx context.Context, user, actionID, value string, op
 		"text": obj{"type": "plain_text", "text": btn.Text, "emoji": true}, "action_ts": fmt.Sprintf("%.6f", float64(time.Now().UnixMicro())/1e6)}
 	p := obj{
 		"type": "block_actions", "user": obj{"id": uid, "username": u.Name, "name": u.Name, "team_id": team.ID},
-		"api_app_id": s.Seed().Bot.AppID, "token": "localslackVerificationTok",
+		"api_app_id": s.bot.AppID, "token": "localslackVerificationTok",
 		"container": obj{"type": "view", "view_id": h.ID}, "trigger_id": s.triggerID(),
 		"team": obj{"id": team.ID, "domain": team.Domain}, "view": viewObj, "actions": []obj{action},
 	}

@@ -64,6 +64,8 @@ type Server struct {
 	opts Options
 	log  *slog.Logger
 	now  func() time.Time
+	team Team // immutable after New
+	bot  Bot
 
 	srv     *http.Server
 	ln      net.Listener
@@ -128,6 +130,8 @@ func New(opts Options) *Server {
 		client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		closed: make(chan struct{}),
 		st:     newState(seed),
+		team:   seed.Team,
+		bot:    seed.Bot,
 		chg:    make(chan struct{}),
 		socks:  map[string]*socketConn{},
 	}
@@ -283,11 +287,20 @@ func (s *Server) AppToken() string { return s.opts.AppToken }
 // SigningSecret is the secret HTTP-mode requests are signed with.
 func (s *Server) SigningSecret() string { return s.opts.SigningSecret }
 
-// Seed returns the workspace the server was started with (plus nothing added later).
+// Seed returns a copy of the workspace the server was created with (users
+// changed later with SetUser or SetGroupMembers are not reflected).
 func (s *Server) Seed() Seed {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.st.seed
+	c := s.st.seed
+	c.Users = append([]User(nil), c.Users...)
+	c.Channels = append([]Channel(nil), c.Channels...)
+	c.UserGroups = nil
+	for _, g := range s.st.seed.UserGroups {
+		g.Users = append([]string(nil), g.Users...)
+		c.UserGroups = append(c.UserGroups, g)
+	}
+	return c
 }
 
 // SetEndpoints sets the bot's HTTP-mode URLs.

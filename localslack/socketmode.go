@@ -102,7 +102,7 @@ func (s *Server) handleSocket(w http.ResponseWriter, r *http.Request) {
 
 	hello := obj{"type": "hello", "num_connections": n,
 		"debug_info":      obj{"host": "localslack", "build_number": 1, "approximate_connection_time": 3600},
-		"connection_info": obj{"app_id": s.Seed().Bot.AppID}}
+		"connection_info": obj{"app_id": s.bot.AppID}}
 	if err := c.send(hello); err != nil {
 		s.dropSocket(c)
 		return

@@ -137,7 +137,7 @@ window.addEventListener("unhandledrejection", (ev) => window.localslackErrors.pu
       const cls = "btn" + (e.style === "primary" ? " btn-primary" : e.style === "danger" ? " btn-danger" : "");
       const b = el("button", { class: cls, type: "button", "data-testid": "block-button", "data-action-id": e.action_id || "",
         "data-value": e.value || "", "data-style": e.style || "", "data-has-confirm": e.confirm ? "true" : null }, emoji(esc(e.text && e.text.text)));
-      if (e.url) b.addEventListener("click", () => window.open(e.url, "_blank", "noopener"));
+      if (e.url && /^https?:/.test(e.url)) b.addEventListener("click", () => window.open(e.url, "_blank", "noopener"));
       b.addEventListener("click", () => onButton(b, e, ctx));
       return b;
     }
