@@ -42,7 +42,10 @@ type Move struct {
 type GenStats struct {
 	Responses int64 `json:"responses"`  // HTTP responses counted
 	Status5xx int64 `json:"status_5xx"` // of which 5xx
-	Sessions  int64 `json:"sessions"`   // current sessions (connections) now
+	// Errors are requests that got no proper answer from the servers:
+	// connection and response errors (HAProxy econ + eresp).
+	Errors   int64 `json:"errors"`
+	Sessions int64 `json:"sessions"` // current sessions (connections) now
 	// Latency is the backend's own latency figure now; LatencyKind names it
 	// ("haproxy rtime: mean of the last 1024 requests", "hook p95").
 	Latency     time.Duration `json:"latency,omitempty"`

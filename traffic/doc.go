@@ -22,7 +22,9 @@
 // new servers, latency, and smoke probes through the new cluster. A clear
 // breach stops the stage at once and rolls the weights back to the last good
 // stage; an inconclusive result (too little traffic, borderline figures)
-// pauses for a lead instead of guessing.
+// pauses for a lead instead of guessing. Hop 1 runs inside the
+// request-termination outage (Plan.Outage): Kong's own 503s are expected
+// there, so its gates count only requests the new cluster did not answer.
 //
 // Traffic (New) implements steps.Traffic on top of Gateways. Shift never
 // blocks waiting for a person: it returns a steps.Check with a steps.Pause

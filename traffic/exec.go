@@ -60,6 +60,7 @@ type HealthReport struct {
 type HookGen struct {
 	Responses int64   `json:"responses"`
 	Status5xx int64   `json:"status_5xx"`
+	Errors    int64   `json:"errors,omitempty"` // no proper answer (connect/reset)
 	Sessions  int64   `json:"sessions"`
 	LatencyMS float64 `json:"latency_ms"`
 }
@@ -220,7 +221,7 @@ func (e *Exec) Sample(ctx context.Context) (Sample, error) {
 		return Sample{}, err
 	}
 	conv := func(g HookGen) GenStats {
-		return GenStats{Responses: g.Responses, Status5xx: g.Status5xx, Sessions: g.Sessions,
+		return GenStats{Responses: g.Responses, Status5xx: g.Status5xx, Errors: g.Errors, Sessions: g.Sessions,
 			Latency: time.Duration(g.LatencyMS * float64(time.Millisecond)), LatencyKind: "hook latency_ms"}
 	}
 	return Sample{At: time.Now(), Source: "exec health", Old: conv(r.Old), New: conv(r.New)}, nil

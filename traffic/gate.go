@@ -12,8 +12,9 @@ import (
 
 // Gates are the health limits a stage must stay within while it bakes.
 type Gates struct {
-	// Max5xxRatio is the largest acceptable share of 5xx answers from the
-	// new servers over the bake; default 0.01 (1 %).
+	// Max5xxRatio is the largest acceptable share of the new servers'
+	// requests over the bake that were answered 5xx or not answered
+	// properly (connection and response errors); default 0.01 (1 %).
 	Max5xxRatio float64
 	// MinRequests is how many new-server answers a bake needs before the
 	// 5xx ratio can pass a stage; fewer is "too little traffic"
@@ -67,6 +68,10 @@ type Figures struct {
 	Source    string
 	Responses int64 // new-generation answers in the window
 	Status5xx int64 // of which 5xx
+	Errors    int64 // new-generation requests without a proper answer
+	// Outage: the hop runs inside request-termination (see Plan.Outage);
+	// the gate then counts Errors, not 5xx.
+	Outage bool
 	// Old-generation answers, for context only.
 	OldResponses int64
 	OldStatus5xx int64
@@ -80,19 +85,43 @@ type Figures struct {
 	ProbeFailure string // the last failure, e.g. "GET /test: 500"
 }
 
-// Ratio is the 5xx share of the new generation's answers.
+// Bad and Total are what the ratio gate counts: requests to the new
+// cluster, and those answered 5xx or not properly answered at all (a
+// refused connection that HAProxy retried elsewhere still counts against
+// the new cluster). In an outage only the errors count.
+func (f Figures) Bad() int64 {
+	if f.Outage {
+		return f.Errors
+	}
+	return f.Status5xx + f.Errors
+}
+
+// Total: see Bad.
+func (f Figures) Total() int64 { return f.Responses + f.Errors }
+
+// Ratio is Bad over Total.
 func (f Figures) Ratio() float64 {
-	if f.Responses == 0 {
+	if f.Total() == 0 {
 		return 0
 	}
-	return float64(f.Status5xx) / float64(f.Responses)
+	return float64(f.Bad()) / float64(f.Total())
+}
+
+func (f Figures) ratioName() string {
+	switch {
+	case f.Outage:
+		return "new cluster connection/response errors"
+	case f.Errors > 0:
+		return "new cluster 5xx and connection/response errors"
+	}
+	return "new cluster 5xx"
 }
 
 func (f Figures) window() string { return f.Window.Round(100 * time.Millisecond).String() }
 
 // Summary is the one-line version for messages.
 func (f Figures) Summary() string {
-	parts := []string{fmt.Sprintf("new cluster 5xx %s (%d/%d) over %s [%s]", pct1(f.Ratio()), f.Status5xx, f.Responses, f.window(), f.Source)}
+	parts := []string{fmt.Sprintf("%s %s (%d/%d) over %s [%s]", f.ratioName(), pct1(f.Ratio()), f.Bad(), f.Total(), f.window(), f.Source)}
 	if f.LatencyKind != "" {
 		parts = append(parts, fmt.Sprintf("latency %s [%s]", f.Latency.Round(100*time.Microsecond), f.LatencyKind))
 	}
@@ -107,7 +136,10 @@ func (f Figures) Facts() []steps.Fact {
 	fs := []steps.Fact{
 		{Name: "stage", Value: f.Stage.String()},
 		{Name: "window", Value: f.window()},
-		{Name: "new cluster 5xx", Value: fmt.Sprintf("%s (%d/%d) [%s]", pct1(f.Ratio()), f.Status5xx, f.Responses, f.Source)},
+		{Name: f.ratioName(), Value: fmt.Sprintf("%s (%d/%d) [%s]", pct1(f.Ratio()), f.Bad(), f.Total(), f.Source)},
+	}
+	if f.Outage {
+		fs = append(fs, steps.Fact{Name: "outage", Value: "request-termination is on: 5xx answers are expected and not counted"})
 	}
 	if f.Source != "probes" {
 		fs = append(fs, steps.Fact{Name: "old cluster 5xx", Value: fmt.Sprintf("%d/%d", f.OldStatus5xx, f.OldResponses)})
@@ -157,14 +189,17 @@ func (g Gates) Evaluate(f Figures, final bool) (Verdict, []string) {
 	if f.Source == "probes" {
 		minReq = int64(g.MinProbes)
 	}
-	n, bad := float64(f.Responses), float64(f.Status5xx)
+	n, bad := float64(f.Total()), float64(f.Bad())
 	limit := g.Max5xxRatio
-	ratioMsg := fmt.Sprintf("new cluster 5xx %s (%d/%d) over %s", pct1(f.Ratio()), f.Status5xx, f.Responses, f.window())
+	ratioMsg := fmt.Sprintf("%s %s (%d/%d) over %s", f.ratioName(), pct1(f.Ratio()), f.Bad(), f.Total(), f.window())
 	switch {
-	case f.Responses >= minReq && bad > limit*n+3*math.Sqrt(limit*(1-limit)*n):
+	case f.Total() >= minReq && bad > limit*n+3*math.Sqrt(limit*(1-limit)*n):
 		breach = append(breach, fmt.Sprintf("%s > max %s", ratioMsg, pct1(limit)))
-	case f.Responses < minReq:
-		doubt = append(doubt, fmt.Sprintf("too little traffic: %d answers from the new cluster over %s [%s], need %d", f.Responses, f.window(), f.Source, minReq))
+	case f.Total() < minReq && f.Outage:
+		// Clients are being turned away; few of them retry. Waiting for a
+		// lead would only lengthen the outage.
+	case f.Total() < minReq:
+		doubt = append(doubt, fmt.Sprintf("too little traffic: %d answers from the new cluster over %s [%s], need %d", f.Total(), f.window(), f.Source, minReq))
 	case f.Ratio() > limit:
 		doubt = append(doubt, fmt.Sprintf("%s is above max %s but not clearly", ratioMsg, pct1(limit)))
 	case f.Ratio() > g.Borderline*limit:
@@ -204,6 +239,7 @@ func (g Gates) Evaluate(f Figures, final bool) (Verdict, []string) {
 // window accumulates what one stage's bake saw.
 type window struct {
 	stage    Weights
+	outage   int // request-termination status while in an outage, else 0
 	start    time.Time
 	base     *Sample // first backend sample; nil when the backend has none
 	last     *Sample
@@ -217,11 +253,14 @@ type window struct {
 }
 
 func (w *window) addProbe(r ProbeResult) {
+	if w.outage != 0 && r.FromKong && r.Status == w.outage {
+		r.Pass = true // request-termination answering, as it should
+	}
 	w.probes++
 	if r.Status != 0 {
 		w.probeLat = append(w.probeLat, r.Took)
 	}
-	if r.Status >= 500 || r.Status == 0 {
+	if !r.Pass && (r.Status >= 500 || r.Status == 0) {
 		w.probe5xx++
 	}
 	if !r.Pass {
@@ -235,11 +274,12 @@ func (w *window) addProbe(r ProbeResult) {
 }
 
 func (w *window) figures(now time.Time) Figures {
-	f := Figures{Stage: w.stage, Window: now.Sub(w.start), Probes: w.probes, ProbeFails: w.fails, ProbeFailure: w.lastFail}
+	f := Figures{Stage: w.stage, Window: now.Sub(w.start), Probes: w.probes, ProbeFails: w.fails, ProbeFailure: w.lastFail, Outage: w.outage != 0}
 	if w.base != nil && w.last != nil {
 		f.Source = w.source
 		f.Responses = w.last.New.Responses - w.base.New.Responses
 		f.Status5xx = w.last.New.Status5xx - w.base.New.Status5xx
+		f.Errors = w.last.New.Errors - w.base.New.Errors
 		f.OldResponses = w.last.Old.Responses - w.base.Old.Responses
 		f.OldStatus5xx = w.last.Old.Status5xx - w.base.Old.Status5xx
 		f.NewSessions = w.last.New.Sessions
@@ -250,6 +290,9 @@ func (w *window) figures(now time.Time) Figures {
 		f.Source = "probes"
 		f.Responses = int64(w.probes)
 		f.Status5xx = int64(w.probe5xx)
+		if f.Outage {
+			f.Responses, f.Errors, f.Status5xx = int64(w.probes-w.probe5xx), int64(w.probe5xx), 0
+		}
 	}
 	if len(w.probeLat) >= w.minProbe {
 		f.Latency = p95(w.probeLat)

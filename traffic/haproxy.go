@@ -406,6 +406,7 @@ func (h *HAProxy) Sample(ctx context.Context) (Sample, error) {
 			r := st[s]
 			g.Responses += r.Responses()
 			g.Status5xx += r.Hrsp[4]
+			g.Errors += r.Econ + r.Eresp
 			g.Sessions += r.Scur
 			g.Latency = max(g.Latency, r.RTime)
 		}

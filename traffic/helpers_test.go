@@ -25,6 +25,8 @@ type upstream struct {
 	version string
 	failPct atomic.Int64
 	n       atomic.Int64
+	// terminate answers like request-termination: Kong's own 503.
+	terminate atomic.Bool
 }
 
 func newUpstream(t testing.TB, version string) *upstream {
@@ -34,6 +36,12 @@ func newUpstream(t testing.TB, version string) *upstream {
 		n := u.n.Add(1)
 		// A little work, so requests are in flight while weights move.
 		time.Sleep(time.Millisecond)
+		if u.terminate.Load() {
+			w.Header().Set("Server", "kong/"+u.version)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"message":"Maintenance"}`)
+			return
+		}
 		w.Header().Set("Via", "kong/"+u.version)
 		if pct := u.failPct.Load(); pct > 0 && (n*pct)/100 != ((n-1)*pct)/100 {
 			w.WriteHeader(http.StatusInternalServerError)

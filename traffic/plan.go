@@ -22,11 +22,21 @@ type Plan struct {
 	// Fast marks a downtime hop (hop 1): at most two moves, and no approval
 	// waits, since the gateway is in an outage while it runs.
 	Fast bool `json:"fast,omitempty"`
+	// Outage says the hop runs while request-termination answers every
+	// request (hop 1). Every answer is then Kong's own 5xx, so the gates
+	// judge the new cluster on connection and response errors instead of
+	// 5xx, count a probe answered by Kong itself with OutageStatus as a
+	// pass, and do not stop for too little traffic (no approval waits
+	// inside an outage).
+	Outage bool `json:"outage,omitempty"`
+	// OutageStatus is request-termination's status; default 503.
+	OutageStatus int `json:"outage_status,omitempty"`
 }
 
-// FastPlan is hop 1's plan: straight to 100 % with a short bake.
+// FastPlan is hop 1's plan: straight to 100 % with a short bake, inside
+// the request-termination outage.
 func FastPlan(bake time.Duration) Plan {
-	return Plan{Fast: true, Stages: []Stage{{NewPct: 100, Bake: bake}}}
+	return Plan{Fast: true, Outage: true, Stages: []Stage{{NewPct: 100, Bake: bake}}}
 }
 
 // GradualPlan is hop 2's plan: the given percentages (ending at 100), each
@@ -75,6 +85,9 @@ func (p Plan) Validate() error {
 			errs = append(errs, fmt.Sprintf("stage %d: a fast plan cannot wait for approvals (the gateway is down meanwhile)", i+1))
 		}
 		prev = s.NewPct
+	}
+	if p.OutageStatus != 0 && (p.OutageStatus < 100 || p.OutageStatus > 599) {
+		errs = append(errs, fmt.Sprintf("outage status %d is outside 100..599", p.OutageStatus))
 	}
 	if prev != 100 {
 		errs = append(errs, fmt.Sprintf("last stage is %d %%, want 100 %%", prev))

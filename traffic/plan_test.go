@@ -27,6 +27,7 @@ func TestPlanValidate(t *testing.T) {
 		{"no bake", traffic.GradualPlan(0, []int{100}), "bake time must be positive"},
 		{"fast in three moves", traffic.Plan{Fast: true, Stages: []traffic.Stage{s(10), s(50), s(100)}}, "at most twice"},
 		{"fast with approval", traffic.Plan{Fast: true, Stages: []traffic.Stage{{NewPct: 100, Bake: time.Second, Approval: true}}}, "cannot wait for approvals"},
+		{"outage status", traffic.Plan{Outage: true, OutageStatus: 700, Stages: []traffic.Stage{s(100)}}, "outside 100..599"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,6 +86,10 @@ func TestGatesEvaluate(t *testing.T) {
 		{"fast enough", withLat(haproxy(500, 0), 100*time.Millisecond), true, traffic.Healthy, ""},
 		{"probes failing", withProbes(haproxy(500, 0), 10, 2), false, traffic.Breach, "smoke probes failed 2 of 10 (last: GET /test: 500) > max 1"},
 		{"one probe failed", withProbes(haproxy(500, 0), 10, 1), true, traffic.Inconclusive, "smoke probes failed 1 of 10"},
+		{"outage: terminated answers do not count", traffic.Figures{Source: "haproxy show stat", Outage: true, Responses: 500, Status5xx: 500}, true, traffic.Healthy, ""},
+		{"outage: too little traffic does not wait", traffic.Figures{Source: "haproxy show stat", Outage: true, Responses: 3}, true, traffic.Healthy, ""},
+		{"outage: refused connections", traffic.Figures{Source: "haproxy show stat", Outage: true, Responses: 40, Errors: 60, Window: time.Second}, false, traffic.Breach, "new cluster connection/response errors 60.0 % (60/100) over 1s"},
+		{"errors count with 5xx", traffic.Figures{Source: "haproxy show stat", Responses: 400, Status5xx: 10, Errors: 100, Window: time.Second}, false, traffic.Breach, "new cluster 5xx and connection/response errors 22.0 % (110/500)"},
 		{"probes only, enough", traffic.Figures{Source: "probes", Responses: 8, Probes: 8}, true, traffic.Healthy, ""},
 		{"probes only, too few", traffic.Figures{Source: "probes", Responses: 3, Probes: 3}, true, traffic.Inconclusive, "need 5"},
 	}

@@ -33,7 +33,10 @@ type ProbeResult struct {
 	Took    time.Duration
 	Err     string
 	Version string // Kong version from Via or Server, "" when neither
-	Pass    bool
+	// FromKong: Kong answered itself (Server: kong/<v>, no Via), e.g.
+	// request-termination, rather than proxying to the upstream.
+	FromKong bool
+	Pass     bool
 }
 
 // Prober sends probes with a bounded timeout.
@@ -87,6 +90,7 @@ func (p Prober) Do(ctx context.Context, pr Probe) ProbeResult {
 	res.Took = time.Since(start)
 	res.Status = resp.StatusCode
 	res.Version = kongVersion(resp.Header)
+	res.FromKong = resp.Header.Get("Via") == "" && strings.HasPrefix(resp.Header.Get("Server"), "kong/")
 	if pr.WantStatus != 0 {
 		res.Pass = resp.StatusCode == pr.WantStatus
 	} else {

@@ -1,6 +1,7 @@
 package traffic
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -294,6 +295,9 @@ func (s *shift) move(ctx context.Context, w Weights, i, total int) (steps.Check,
 func (s *shift) bake(ctx context.Context, st Stage, i, total, good int) (steps.Check, bool, error) {
 	w := Split(st.NewPct)
 	win := &window{stage: w, start: s.t.now(), minProbe: s.gates.MinProbes}
+	if s.plan.Outage {
+		win.outage = cmp.Or(s.plan.OutageStatus, 503)
+	}
 	if smp, err := s.b.Sample(ctx); err == nil {
 		win.base, win.last, win.source = &smp, &smp, smp.Source
 	} else if !errors.Is(err, ErrNoFigures) {

@@ -293,12 +293,12 @@ func TestShiftInconclusive(t *testing.T) {
 	ctx := context.Background()
 	tr := newTraffic(t, &traffic.Gateway{
 		Backend: r.hap,
-		Plans:   map[string]traffic.Plan{"hop1": traffic.FastPlan(time.Second)},
+		Plans:   map[string]traffic.Plan{"hop2": {Stages: []traffic.Stage{{NewPct: 100, Bake: time.Second}}}},
 		Gates:   traffic.Gates{Interval: 200 * time.Millisecond},
 	})
 	j := newJournal()
 	out := &sink{t: t}
-	c, err := tr.Shift(ctx, "prod", "hop1", j, out)
+	c, err := tr.Shift(ctx, "prod", "hop2", j, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestShiftInconclusive(t *testing.T) {
 	}
 	// The lead accepts: the stage counts as good, the old cluster drains.
 	_ = j.Put(c.Pause.Key, string(steps.ChoiceApprove))
-	c, err = tr.Shift(ctx, "prod", "hop1", j, out)
+	c, err = tr.Shift(ctx, "prod", "hop2", j, out)
 	if err != nil || !c.OK {
 		t.Fatalf("after approve: %+v, %v", c, err)
 	}
@@ -399,5 +399,64 @@ func TestShiftCrashMidBake(t *testing.T) {
 	lines := out2.all()
 	if len(lines) == 0 || !strings.HasPrefix(lines[0], "stage 2 of 4: weights old 75 / new 25") {
 		t.Fatalf("restart began with %q, want stage 2's move", lines)
+	}
+}
+
+// TestShiftOutage: hop 1 moves traffic while request-termination answers
+// every request with Kong's own 503. Those answers are expected and do not
+// trip the gate; a new cluster that does not answer at all does.
+func TestShiftOutage(t *testing.T) {
+	tests := []struct {
+		name      string
+		breakNew  bool
+		wantOK    bool
+		wantBreak string
+	}{
+		{name: "terminated clusters", wantOK: true},
+		{name: "new cluster not listening", breakNew: true, wantBreak: "new cluster connection/response errors"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t)
+			for _, c := range []*cluster{r.old, r.new} {
+				for _, u := range c.nodes {
+					u.terminate.Store(true)
+				}
+			}
+			probe := traffic.Probe{Name: "new1", URL: r.new.nodes[0].srv.URL + "/test", WantStatus: 200}
+			if tt.breakNew {
+				for _, u := range r.new.nodes {
+					u.srv.Close()
+				}
+				probe.URL = r.new.nodes[0].srv.URL + "/test"
+			}
+			tr := newTraffic(t, &traffic.Gateway{
+				Backend: r.hap,
+				Plans:   map[string]traffic.Plan{"hop1": traffic.FastPlan(time.Second)},
+				Gates:   traffic.Gates{MinRequests: 10, Interval: 200 * time.Millisecond},
+				Probes:  []traffic.Probe{probe},
+			})
+			stop := load(t, r.proc.FrontURL+"/test", 100)
+			c, err := tr.Shift(context.Background(), "prod", "hop1", newJournal(), &sink{t: t})
+			res := stop()
+			t.Logf("load: %s", res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantOK {
+				if !c.OK {
+					t.Fatalf("want OK, got %+v", c)
+				}
+				if res.ByStatus[503] == 0 {
+					t.Fatalf("no termination answers seen: %s", res)
+				}
+				return
+			}
+			if c.Pause == nil || c.Pause.Kind != steps.PauseBreach || !strings.Contains(c.Pause.Message, tt.wantBreak) ||
+				!strings.Contains(c.Pause.Message, "weights rolled back to old 100 / new 0") {
+				t.Fatalf("want a breach naming %q, got %+v", tt.wantBreak, c)
+			}
+			t.Logf("breach: %s", c.Pause.Message)
+		})
 	}
 }
