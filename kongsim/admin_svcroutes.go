@@ -383,6 +383,11 @@ func (n *Node) routeRoutes(ctx context.Context, q *adminReq) (int, any, error) {
 			return http.StatusOK, renderService(sv), nil
 		case http.MethodPatch:
 			return n.upsertService(ctx, q.b, r.ServiceID, true, false)
+		case http.MethodPut:
+			if n.version == V0131 {
+				return 0, nil, errMethod
+			}
+			return n.upsertService(ctx, q.b, r.ServiceID, false, true)
 		}
 		return 0, nil, errMethod
 	case "plugins":

@@ -53,6 +53,7 @@ type nodeCache struct {
 	mu    sync.Mutex
 	dirty segment
 	snap  *snapshot
+	built time.Time // when the snapshot was last fully read, for db_cache_ttl
 
 	pollMu   sync.Mutex
 	lastPoll time.Time
@@ -95,6 +96,9 @@ func (c *nodeCache) invalidate(keys ...string) {
 func (c *nodeCache) view(ctx context.Context) (ProxyView, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ttl := c.n.opts.DBCacheTTL; ttl > 0 && !c.built.IsZero() && time.Since(c.built) > ttl {
+		c.dirty = segAll
+	}
 	if c.dirty == 0 {
 		return c.snap, nil
 	}
@@ -105,6 +109,9 @@ func (c *nodeCache) view(ctx context.Context) (ProxyView, error) {
 		// cannot be read (schema moved, database down); retry next request.
 		c.n.log.Warn("cache refresh failed, serving cached entities", "err", err)
 		return c.snap, nil
+	}
+	if c.dirty == segAll {
+		c.built = time.Now()
 	}
 	c.snap = &next
 	c.dirty = 0

@@ -36,6 +36,10 @@ type Options struct {
 	// DBUpdateFrequency is the cluster_events polling interval
 	// (db_update_frequency); 0 means DefaultDBUpdateFrequency.
 	DBUpdateFrequency time.Duration
+	// DBCacheTTL is db_cache_ttl: cached entities are re-read after it.
+	// 0 means the version's default (3600 s on 0.13.1, never on 0.14.1 and
+	// 1.0.3); negative means never.
+	DBCacheTTL time.Duration
 	// Logger receives the node's log; nil discards.
 	Logger *slog.Logger
 	// Proxy builds the proxy handler; nil uses newProxyHandler.
@@ -92,6 +96,9 @@ func Start(ctx context.Context, opts Options) (*Node, error) {
 	}
 	if opts.DBUpdateFrequency <= 0 {
 		opts.DBUpdateFrequency = DefaultDBUpdateFrequency
+	}
+	if opts.DBCacheTTL == 0 && opts.Version == V0131 {
+		opts.DBCacheTTL = time.Hour
 	}
 	if opts.Name == "" {
 		h, err := os.Hostname()

@@ -317,3 +317,53 @@ func firstRouteID(k *testKong, n *Node) string {
 	}
 	return data[0].(map[string]any)["id"].(string)
 }
+
+// TestNodeCache covers db_cache_ttl and serving from the cache when the
+// datastore cannot be read any more.
+func TestNodeCache(t *testing.T) {
+	k := newTestKong(t)
+	k.mustMigrate(V0131, "up", "62 migrations ran")
+	pool, err := openPool(k.ctx, k.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	start := func(ttl time.Duration) *Node {
+		n, err := Start(k.ctx, Options{Version: V0131, DSN: k.dsn, DBCacheTTL: ttl, DBUpdateFrequency: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(n.Stop)
+		return n
+	}
+	never, short := start(-1), start(200*time.Millisecond)
+	for _, n := range []*Node{never, short} {
+		if v, err := n.View(k.ctx); err != nil || len(v.APIs()) != 0 {
+			t.Fatalf("empty view: %v %v", v, err)
+		}
+	}
+	// A row written behind Kong's back sends no invalidation: only the TTL
+	// brings it in.
+	if _, err := pool.Exec(k.ctx, `INSERT INTO apis (id, name, upstream_url, preserve_host, uris, strip_uri)
+		VALUES ($1, 'sql', 'http://127.0.0.1:15555', false, '["\/sql"]', true)`, newUUID()); err != nil {
+		t.Fatal(err)
+	}
+	k.eventually("the 0.13.1 node with a short db_cache_ttl re-reads the APIs", func() bool {
+		v, _ := short.View(k.ctx)
+		return len(v.APIs()) == 1 && v.APIs()[0].URIs[0] == "/sql"
+	})
+	time.Sleep(300 * time.Millisecond)
+	if v, _ := never.View(k.ctx); len(v.APIs()) != 0 {
+		t.Fatal("a node without TTL re-read the APIs without an invalidation")
+	}
+
+	// The schema moves away under a node: it keeps what it cached.
+	if _, err := pool.Exec(k.ctx, `ALTER TABLE apis RENAME TO apis_moved`); err != nil {
+		t.Fatal(err)
+	}
+	short.cache.invalidate("api_router:version")
+	v, err := short.View(k.ctx)
+	if err != nil || len(v.APIs()) != 1 {
+		t.Fatalf("node lost its cached APIs when the table went away: %v %v", v.APIs(), err)
+	}
+}
