@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -35,6 +36,9 @@ type proxy struct {
 	// changing the Host header; tests use it to stand in for the recorded
 	// upstream addresses.
 	dialMap map[string]string
+	// trusted is Kong's trusted_ips: clients whose X-Forwarded-* and
+	// X-Real-IP headers are believed. Empty, as Kong's default, trusts none.
+	trusted []netip.Prefix
 
 	state     atomic.Pointer[proxyState]
 	stateMu   sync.Mutex
@@ -283,12 +287,18 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.write(w, r, nil, &kongResponse{status: 404, message: msg})
 		return
 	}
-	if resp := httpsCheck(m); resp != nil {
+	remote := remoteIP(r)
+	trusted := p.isTrusted(remote)
+	if resp := httpsCheck(m, r, trusted); resp != nil {
 		p.write(w, r, nil, resp)
 		return
 	}
-	c := &reqCtx{p: p, view: st.view, in: r, match: m, rawQuery: rawQuery, respHeader: http.Header{}, clientIP: remoteIP(r)}
-	c.upHeader = upstreamHeaders(r, c.clientIP, m)
+	clientIP := remote
+	if real := r.Header.Get("X-Real-IP"); trusted && real != "" {
+		clientIP = real // nginx realip: real_ip_header X-Real-IP from trusted_ips
+	}
+	c := &reqCtx{p: p, view: st.view, in: r, match: m, rawQuery: rawQuery, respHeader: http.Header{}, clientIP: clientIP}
+	c.upHeader = upstreamHeaders(r, clientIP, remote, trusted)
 	if resp := p.access(st, c); resp != nil {
 		p.write(w, r, c, resp)
 		return
@@ -296,16 +306,23 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, st, c, start)
 }
 
-// httpsCheck answers 426 for https-only APIs and https-only Routes: the
-// proxy listener speaks plain HTTP and no client IP is trusted, so the
-// forwarded protocol is always http.
-func httpsCheck(m *routeMatch) *kongResponse {
+// httpsCheck answers 426 for https-only APIs and Routes. The listener
+// speaks plain HTTP, so only a trusted client's X-Forwarded-Proto can make
+// a request count as https: for a Route always, for an API only with
+// http_if_terminated (utils.check_https).
+func httpsCheck(m *routeMatch, r *http.Request, trusted bool) *kongResponse {
 	e := m.entry
+	xfp := ""
+	if trusted {
+		if v := r.Header.Values("X-Forwarded-Proto"); len(v) == 1 {
+			xfp = strings.ToLower(v[0])
+		}
+	}
 	need := false
 	if e.api != nil {
-		need = e.api.HTTPSOnly
+		need = e.api.HTTPSOnly && !(e.api.HTTPIfTerminated && xfp == "https")
 	} else if e.route != nil && len(e.route.Protocols) > 0 {
-		need = true
+		need = xfp != "https"
 		for _, pr := range e.route.Protocols {
 			if pr == "http" {
 				need = false
@@ -319,6 +336,22 @@ func httpsCheck(m *routeMatch) *kongResponse {
 	h["connection"] = []string{"Upgrade"}
 	h["upgrade"] = []string{"TLS/1.2, HTTP/1.1"}
 	return &kongResponse{status: 426, message: "Please use HTTPS protocol", header: h}
+}
+
+func (p *proxy) isTrusted(ip string) bool {
+	if len(p.trusted) == 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	for _, pr := range p.trusted {
+		if pr.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 func splitRequestURI(uri string) (path, query string) {
@@ -341,9 +374,10 @@ var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // upstreamHeaders builds what nginx sends upstream: the client's headers
-// plus Kong's proxy_set_header lines. No client is trusted (Kong's default
-// trusted_ips), so X-Forwarded-Proto/Host/Port are the listener's own.
-func upstreamHeaders(r *http.Request, clientIP string, m *routeMatch) http.Header {
+// plus Kong's proxy_set_header lines. X-Forwarded-Proto/Host/Port are the
+// client's own only when it is trusted (trusted_ips); X-Forwarded-For always
+// appends the peer address.
+func upstreamHeaders(r *http.Request, clientIP, remote string, trusted bool) http.Header {
 	h := make(http.Header, len(r.Header)+8)
 	for k, v := range r.Header {
 		h[k] = v
@@ -358,28 +392,37 @@ func upstreamHeaders(r *http.Request, clientIP string, m *routeMatch) http.Heade
 	}
 	xff := clientIP
 	if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
-		xff = strings.Join(prior, ", ") + ", " + clientIP
+		xff = strings.Join(prior, ", ") + ", " + remote
 	}
-	delete(h, "X-Forwarded-For")
-	delete(h, "X-Forwarded-Proto")
-	delete(h, "X-Forwarded-Host")
-	delete(h, "X-Forwarded-Port")
-	delete(h, "X-Real-Ip")
 	host := r.Host
 	if i := strings.LastIndexByte(host, ':'); i > 0 && !strings.HasSuffix(host, "]") {
 		host = host[:i]
 	}
-	port := "80"
+	proto, fwdHost, port := "http", strings.ToLower(host), "80"
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if _, p, err := net.SplitHostPort(la.String()); err == nil {
 			port = p
 		}
 	}
+	if trusted {
+		if v := r.Header.Get("X-Forwarded-Proto"); v != "" {
+			proto = v
+		}
+		if v := r.Header.Get("X-Forwarded-Host"); v != "" {
+			fwdHost = v
+		}
+		if v := r.Header.Get("X-Forwarded-Port"); v != "" {
+			port = v
+		}
+	}
+	for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port", "X-Real-Ip"} {
+		delete(h, k)
+	}
 	// Literal names, as nginx sends them.
 	h["Connection"] = []string{"keep-alive"}
 	h["X-Forwarded-For"] = []string{xff}
-	h["X-Forwarded-Proto"] = []string{"http"}
-	h["X-Forwarded-Host"] = []string{strings.ToLower(host)}
+	h["X-Forwarded-Proto"] = []string{proto}
+	h["X-Forwarded-Host"] = []string{fwdHost}
 	h["X-Forwarded-Port"] = []string{port}
 	h["X-Real-IP"] = []string{clientIP}
 	if _, ok := h["User-Agent"]; !ok {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -405,5 +406,42 @@ func TestProxyFailShareAndDelay(t *testing.T) {
 	set(Fault{})
 	if resp, _ := f.do(t, "GET", "/x", nil); resp.StatusCode != 200 {
 		t.Fatalf("cleared fault: %d", resp.StatusCode)
+	}
+}
+
+func TestForwardedHeadersTrust(t *testing.T) {
+	sent := map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "edge.example", "X-Forwarded-Port": "443",
+		"X-Real-IP": "203.0.113.7", "X-Forwarded-For": "198.51.100.1", "Host": "svc.test:8080"}
+	tests := []struct {
+		name    string
+		trusted bool
+		want    map[string]string
+	}{
+		{"untrusted client", false, map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "svc.test",
+			"X-Real-Ip": "127.0.0.1", "X-Forwarded-For": "198.51.100.1, 127.0.0.1"}},
+		{"trusted client", true, map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "edge.example",
+			"X-Forwarded-Port": "443", "X-Real-Ip": "203.0.113.7", "X-Forwarded-For": "198.51.100.1, 127.0.0.1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newProxyFixture(t, V0141)
+			f.addRoute("r1", "/x")
+			if tc.trusted {
+				f.p.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+			}
+			resp, body := f.do(t, "GET", "/x", sent)
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			up := echoHeaders(t, body)
+			for k, v := range tc.want {
+				if up[k] != v {
+					t.Errorf("upstream %s = %q, want %q", k, up[k], v)
+				}
+			}
+			if !tc.trusted && up["X-Forwarded-Port"] == "443" {
+				t.Error("untrusted X-Forwarded-Port passed through")
+			}
+		})
 	}
 }

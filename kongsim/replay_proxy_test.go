@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -39,11 +40,6 @@ var knownProxyMismatches = map[string]string{
 	"conversion/14-nested-outer/before/06-inner-glued-suffix.json": "depends on API 13, not in this copy of the fixtures",
 	"conversion/14-nested-outer/after/05-inner-subpath.json":       "depends on Route 13, not in this copy of the fixtures",
 	"conversion/14-nested-outer/after/06-inner-glued-suffix.json":  "depends on Route 13, not in this copy of the fixtures",
-	// X-Forwarded-Proto from a trusted client: kongsim trusts no client
-	// (trusted_ips is not simulated), so these get 426 instead of 200.
-	"conversion/22-https-only/after-trusted-node/02-xfp-https.json":        "trusted_ips is not simulated",
-	"conversion/23-https-terminated/before-trusted-node/02-xfp-https.json": "trusted_ips is not simulated",
-	"conversion/23-https-terminated/after-trusted-node/02-xfp-https.json":  "trusted_ips is not simulated",
 }
 
 // echoHandler answers like the recording's upstream: 200 and
@@ -84,6 +80,9 @@ type replayHarness struct {
 	dir     string
 	store   *entityStore
 	proxies map[Version]*httptest.Server
+	// trusted is a second 0.14.1 proxy with trusted_ips = 127.0.0.1/32,
+	// the conversion recording's "trusted node".
+	trusted *httptest.Server
 	views   map[Version]*atomic.Pointer[staticView]
 	// pluginsMap holds a 1.0 node's plugins_map when it lags the store.
 	pluginsMap map[Version]map[string]bool
@@ -114,6 +113,13 @@ func newReplayHarness(t *testing.T) *replayHarness {
 		srv := httptest.NewServer(p)
 		t.Cleanup(srv.Close)
 		h.proxies[v] = srv
+		if v == V0141 {
+			tp := newProxy(v, func(context.Context) (ProxyView, error) { return ptr.Load(), nil }, nil, nil)
+			tp.dialMap = p.dialMap
+			tp.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+			h.trusted = httptest.NewServer(tp)
+			t.Cleanup(h.trusted.Close)
+		}
 	}
 	return h
 }
@@ -144,7 +150,11 @@ func (h *replayHarness) probe(v Version, files ...string) {
 	h.views[v].Store(h.store.view(v, h.pluginsMap[v]))
 	for _, f := range files {
 		h.probed[f] = true
-		tgt := replayTarget{addr: strings.TrimPrefix(h.proxies[v].URL, "http://"), mapID: func(s string) string { return s }}
+		srv := h.proxies[v]
+		if strings.Contains(f, "-trusted-node/") {
+			srv = h.trusted
+		}
+		tgt := replayTarget{addr: strings.TrimPrefix(srv.URL, "http://"), mapID: func(s string) string { return s }}
 		checkProxyExchange(h.t, tgt, f, loadExchange(h.t, filepath.Join(h.dir, f)))
 	}
 }
