@@ -553,6 +553,10 @@ func TestChartRefuses(t *testing.T) {
 		{"store outside the volume", []string{"--set", "config.store.path=/data/kongbot.db"}, "must be a file under /var/lib/kongbot/"},
 		{"unknown slack mode", []string{"--set", "config.slack.mode=rtm"}, `"rtm" is not socket or http`},
 		{"secret value instead of a variable name", []string{"--set", "config.slack.bot_token_env=xoxb-1234-abcd"}, "is not an environment variable name"},
+		{"a key for a variable the config does not name", []string{"--set", "secrets.keys.KONGBOT_STAGING_PG_DSN.key=dsn"}, "secrets.keys.KONGBOT_STAGING_PG_DSN: the config names no such secret variable"},
+		// One replica is not a value (bbolt has one writer); the values
+		// schema refuses the usual spelling instead of ignoring it.
+		{"a replica count", []string{"--set", "replicaCount=2"}, "additional properties 'replicaCount' not allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
