@@ -44,6 +44,11 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger defaults to a discard logger.
 	Logger *slog.Logger
+	// HopOf, when set, names the hop a gateway's active run is in. With
+	// per-hop backends, VerifyWeights and VerifyDecommissioned (which are
+	// not told the hop) use it after a restart, before any Shift in this
+	// process recorded the hop; the wiring answers from the run store.
+	HopOf func(gateway string) (hop string, ok bool)
 }
 
 // Traffic implements steps.Traffic for configured gateways.
@@ -52,6 +57,7 @@ type Traffic struct {
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 	log   *slog.Logger
+	hopOf func(gateway string) (string, bool)
 
 	mu     sync.Mutex
 	active map[string]string // gateway -> hop last shifted, for calls without a journal
@@ -61,7 +67,7 @@ var _ steps.Traffic = (*Traffic)(nil)
 
 // New checks every gateway's configuration and plans.
 func New(o Options) (*Traffic, error) {
-	t := &Traffic{gws: o.Gateways, now: o.Now, sleep: o.Sleep, log: o.Logger, active: map[string]string{}}
+	t := &Traffic{gws: o.Gateways, now: o.Now, sleep: o.Sleep, log: o.Logger, hopOf: o.HopOf, active: map[string]string{}}
 	if t.now == nil {
 		t.now = time.Now
 	}
@@ -176,8 +182,12 @@ func (t *Traffic) activeHop(gateway string, j steps.Journal) string {
 		}
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.active[gateway]
+	hop, ok := t.active[gateway]
+	t.mu.Unlock()
+	if !ok && t.hopOf != nil {
+		hop, _ = t.hopOf(gateway)
+	}
+	return hop
 }
 
 // shift is one Shift call's working set.

@@ -460,3 +460,49 @@ func TestShiftOutage(t *testing.T) {
 		})
 	}
 }
+
+// TestHopBackends: each hop can move its own servers; the calls that are
+// not told the hop use the hop last shifted, or after a restart the hop
+// HopOf names.
+func TestHopBackends(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	hop1, err := traffic.NewHAProxy(traffic.HAProxyOptions{Address: "unix:" + r.proc.Socket, Backend: "kong", Old: []string{"old1"}, New: []string{"new1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := func() *traffic.Gateway {
+		return &traffic.Gateway{
+			Backend:     r.hap,
+			HopBackends: map[string]traffic.Backend{"hop1": hop1},
+			Plans:       map[string]traffic.Plan{"hop1": traffic.FastPlan(500 * time.Millisecond)},
+			Gates:       traffic.Gates{Interval: 100 * time.Millisecond},
+		}
+	}
+	tr := newTraffic(t, gw())
+	if c, err := tr.Shift(ctx, "prod", "hop1", newJournal(), &sink{t: t}); err != nil || !c.OK {
+		t.Fatalf("shift: %+v, %v", c, err)
+	}
+	// hop 1 moved old1 → new1 only; old2 and new2 are as they were.
+	if c, _ := r.hap.VerifyWeights(ctx, traffic.Split(0)); c.OK {
+		t.Fatal("the default backend's servers all read old 100 / new 0: hop1 moved nothing")
+	}
+	if c, err := tr.VerifyWeights(ctx, "prod", 100); err != nil || !c.OK {
+		t.Fatalf("VerifyWeights after the shift: %+v, %v", c, err)
+	}
+	restarted, err := traffic.New(traffic.Options{Gateways: map[string]*traffic.Gateway{"prod": gw()},
+		HopOf: func(g string) (string, bool) { return "hop1", g == "prod" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := restarted.VerifyWeights(ctx, "prod", 100); err != nil || !c.OK {
+		t.Fatalf("VerifyWeights after a restart with HopOf: %+v, %v", c, err)
+	}
+	if c, err := restarted.VerifyDecommissioned(ctx, "prod"); err != nil || !c.OK {
+		t.Fatalf("VerifyDecommissioned after a restart with HopOf: %+v, %v", c, err)
+	}
+	blind := newTraffic(t, gw())
+	if c, _ := blind.VerifyWeights(ctx, "prod", 100); c.OK {
+		t.Fatal("without HopOf a restarted Traffic cannot know the hop, yet the default backend verified")
+	}
+}
