@@ -123,12 +123,6 @@ func (s *Server) uiState(w http.ResponseWriter, r *http.Request) {
 	if h := s.st.homes[acting]; h != nil {
 		home = h.View
 	}
-	var deliveries []Delivery
-	for i := max(0, len(s.st.deliv)-20); i < len(s.st.deliv); i++ {
-		d := *s.st.deliv[i]
-		d.Payload = nil
-		deliveries = append(deliveries, d)
-	}
 	files := map[string]obj{}
 	for id, f := range s.st.files {
 		files[id] = obj{"id": f.ID, "name": f.Name, "title": f.Title, "size": f.Size, "url": "/files/" + f.ID}
@@ -136,7 +130,7 @@ func (s *Server) uiState(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, obj{
 		"version": s.ver, "team": s.st.seed.Team, "bot": s.st.seed.Bot, "acting": acting,
 		"users": users, "usergroups": groups, "channels": channels, "home": home, "files": files,
-		"deliveries": deliveries, "sockets": len(s.socks),
+		"sockets": len(s.socks),
 		"http_mode": s.opts.Endpoints.Commands != "" || s.opts.Endpoints.Interactions != "",
 	})
 }

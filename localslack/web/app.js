@@ -432,8 +432,14 @@ window.addEventListener("unhandledrejection", (ev) => window.localslackErrors.pu
     loading = true;
     try {
       const r = await fetch("/ui/state?user=" + encodeURIComponent(state.acting));
-      state.data = await r.json();
-      document.body.setAttribute("data-version", state.data.version);
+      const data = await r.json();
+      document.body.setAttribute("data-version", data.version);
+      // Most changes (a Web API call recorded, a delivery timed) do not alter
+      // what is drawn; keep the DOM, and the element under the pointer, as is.
+      const key = JSON.stringify(Object.assign({}, data, { version: 0 }));
+      if (key === state.key) return;
+      state.key = key;
+      state.data = data;
       render();
     } catch (err) {
       console.error(err);
