@@ -1,0 +1,186 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/slack-go/slack"
+
+	"github.com/kongbot/kongbot/steps"
+)
+
+// onInteraction hands a click to a worker; the ack never waits for it.
+func (b *Bot) onInteraction(ic slack.InteractionCallback) {
+	if ic.Type != slack.InteractionTypeBlockActions || len(ic.ActionCallback.BlockActions) == 0 {
+		return
+	}
+	a := ic.ActionCallback.BlockActions[0]
+	if !b.seen.first("click:"+ic.TriggerID+":"+a.ActionTs, b.now()) {
+		return
+	}
+	b.spawn("click "+a.ActionID, func(ctx context.Context) { b.click(ctx, ic, *a) })
+}
+
+// click carries out one button press: authorization at click time, then
+// the engine event; refusals are told to the clicker alone.
+func (b *Bot) click(ctx context.Context, ic slack.InteractionCallback, a slack.BlockAction) {
+	user := ic.User.ID
+	thread := ic.Container.ThreadTs
+	reply := func(text string) {
+		b.tell(ctx, ic.ResponseURL, ic.Channel.ID, user, thread, text)
+	}
+	val, err := parseValue(a.Value)
+	if err != nil {
+		reply(":warning: " + err.Error())
+		return
+	}
+	run, _, err := b.run.Load(ctx, val.Run)
+	if err != nil {
+		reply(b.noRun(val.Run, err))
+		return
+	}
+	log := b.log.With("run_id", run.ID, "step", val.Step, "user", user, "action", a.ActionID)
+	plan, _ := steps.PlanPath(run.From, run.Target)
+	def, _ := plan.Step(val.Step)
+	var (
+		ev   steps.Event
+		r    role
+		what string
+		dec  *decision
+	)
+	switch {
+	case a.ActionID == actApprove:
+		ev, r, what = steps.Event{Kind: steps.EvApprove, Step: val.Step, Fingerprint: val.FP}, roleApprover, "approve this step"
+	case a.ActionID == actReject:
+		ev, r, what = steps.Event{Kind: steps.EvReject, Step: val.Step}, roleApprover, "reject this step"
+	case a.ActionID == actRetry:
+		ev, r, what = steps.Event{Kind: steps.EvRetry, Step: val.Step}, roleOperator, "retry this step"
+	case a.ActionID == actSkip:
+		ev, r, what = steps.Event{Kind: steps.EvSkip, Step: val.Step, Reason: "skipped from Slack"}, roleApprover, "skip this step"
+	case a.ActionID == actAbort:
+		ev, r, what = steps.Event{Kind: steps.EvAbort, Reason: fmt.Sprintf("aborted at %s from Slack", val.Step)}, roleOperator, "abort this run"
+	case a.ActionID == actDone:
+		ev, r, what = steps.Event{Kind: steps.EvMarkDone, Step: val.Step}, roleOperator, "mark this step done"
+	case strings.HasPrefix(a.ActionID, actAnswer):
+		ev = steps.Event{Kind: steps.EvAnswer, Step: val.Step, Key: val.Pause, Answer: steps.Choice(val.Arg)}
+		r, what = roleApprover, "answer for this step"
+		if ev.Answer == steps.ChoiceDone {
+			r = roleOperator
+		}
+	case strings.HasPrefix(a.ActionID, actRollback):
+		ev, r, what = steps.Event{Kind: steps.EvRollback, Choice: steps.RollbackAction(val.Arg)}, roleOperator, "choose a rollback"
+		dec = &decision{User: user, At: b.now(), Action: val.Arg}
+	default:
+		log.Warn("click on an unknown action")
+		reply(":warning: I do not know that button.")
+		return
+	}
+	ev.User = user
+	v := b.auth.check(ctx, user, r, run.Requester, what, true)
+	if v.err != nil {
+		log.Warn("authorization could not be checked", "err", v.err)
+		reply(":warning: " + v.denial)
+		return
+	}
+	ev.Eligible = v.ok
+	if !v.ok && r == roleOperator {
+		// Only approver decisions carry eligibility to the engine; the
+		// others are refused here.
+		log.Info("click refused", "reason", v.denial)
+		reply(":no_entry: " + v.denial)
+		b.redraw(ctx, run.ID, val.Key, nil)
+		return
+	}
+	err = b.decide(ctx, run.ID, ev, func(accepted bool) {
+		var d *decision
+		if accepted {
+			d = dec
+		}
+		b.redraw(ctx, run.ID, val.Key, d)
+	})
+	if err != nil {
+		log.Info("click refused", "err", err)
+		reply(b.refusal(ctx, run.ID, ev, err, v))
+		return
+	}
+	log.Info("click accepted")
+	if ev.Kind == steps.EvMarkDone {
+		after, _, err := b.run.Load(ctx, run.ID)
+		if err == nil {
+			if st, ok := after.Step(val.Step); ok && st.Status == steps.StepWaitingManual && st.Check != nil && !st.Check.OK {
+				var sb strings.Builder
+				fmt.Fprintf(&sb, ":mag: I checked *%s*; it is not done yet. Still missing:\n", def.Title)
+				for _, m := range st.Check.Missing {
+					sb.WriteString("• " + esc(m) + "\n")
+				}
+				reply(sb.String())
+			}
+		}
+	}
+}
+
+// redraw queues a redraw of the clicked message and the run's summary.
+func (b *Bot) redraw(ctx context.Context, run, key string, d *decision) {
+	if err := b.refresh(ctx, run, refreshPayload{Decision: d}, key, "summary"); err != nil {
+		b.log.Error("queueing a redraw", "run_id", run, "err", err)
+	}
+}
+
+// refusal says specifically why the engine refused a decision.
+func (b *Bot) refusal(ctx context.Context, runID string, ev steps.Event, err error, v verdict) string {
+	run, _, lerr := b.run.Load(ctx, runID)
+	if lerr != nil {
+		return ":warning: " + esc(err.Error())
+	}
+	plan, _ := steps.PlanPath(run.From, run.Target)
+	def, _ := plan.Step(ev.Step)
+	title := def.Title
+	if title == "" {
+		title = ev.Step
+	}
+	switch {
+	case errors.Is(err, steps.ErrNotEligible):
+		return ":no_entry: " + v.denial
+	case errors.Is(err, steps.ErrSelfApproval):
+		risk, _ := plan.ApprovalRisk(ev.Step)
+		return fmt.Sprintf(":no_entry: You started run *%s*; *%s* is a %s-risk step and needs %s. Ask someone else in %s.",
+			run.ID, title, risk, b.rules.For(risk).Text(), b.auth.describe(ctx, b.auth.approvers, false))
+	case errors.Is(err, steps.ErrDuplicate):
+		risk, _ := plan.ApprovalRisk(ev.Step)
+		return fmt.Sprintf(":information_source: You already approved *%s*; it needs %s.", title, b.rules.For(risk).Text())
+	case errors.Is(err, steps.ErrFingerprintMismatch):
+		return ":arrows_counterclockwise: The gateway or plan changed since that message was posted, so that approval no longer counts; I asked for approval again with the current plan in the thread."
+	case errors.Is(err, steps.ErrNotSkippable):
+		return fmt.Sprintf(":no_entry: *%s* cannot be skipped; retry it or abort the run.", title)
+	case errors.Is(err, steps.ErrStale):
+		return ":information_source: " + b.staleText(run, plan, ev)
+	}
+	return ":warning: I could not record that: " + esc(err.Error())
+}
+
+// staleText says what happened instead, for a click on an old message.
+func (b *Bot) staleText(run steps.Run, plan steps.Plan, ev steps.Event) string {
+	def, _ := plan.Step(ev.Step)
+	title := def.Title
+	if ev.Kind == steps.EvApprove || ev.Kind == steps.EvReject {
+		var as []string
+		for _, a := range run.Approvals[plan.GroupLeader(ev.Step)] {
+			if a.Fingerprint == run.Fingerprint {
+				as = append(as, fmt.Sprintf("%s at %s", mention(a.User), stamp(a.At)))
+			}
+		}
+		risk, _ := plan.ApprovalRisk(ev.Step)
+		if len(as) >= b.rules.For(risk).Approvers {
+			return fmt.Sprintf("*%s* was already approved by %s; nothing more is needed.", title, strings.Join(as, ", "))
+		}
+	}
+	if run.Status.Terminal() {
+		return fmt.Sprintf("Run *%s* is already %s; nothing changed.", run.ID, run.Status)
+	}
+	if st, ok := run.Step(ev.Step); ok && ev.Step != "" {
+		return fmt.Sprintf("That message is out of date: *%s* is now %s and the run is %s. Nothing changed.", title, st.Status, run.Status)
+	}
+	return fmt.Sprintf("That is no longer possible: run *%s* is %s. Nothing changed.", run.ID, run.Status)
+}

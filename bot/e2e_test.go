@@ -1,0 +1,133 @@
+package bot_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kongbot/kongbot/localslack"
+	"github.com/kongbot/kongbot/steps"
+)
+
+// TestRunToTheEnd drives a whole hop-1 run from Slack: the start command,
+// manual steps marked done (one failing verification first), the outage
+// group approved by a lead after refusals for the requester, a guest and
+// a non-lead, migration output as a file, and the broadcast summary.
+func TestRunToTheEnd(t *testing.T) {
+	eachMode(t, func(t *testing.T, mode string) {
+		h := newHarness(t, mode, newWorld013())
+		d := h.command(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
+		if !strings.Contains(string(d.Response), "planning the upgrade") && !strings.Contains(string(d.Response), "Reading the gateway") {
+			t.Errorf("ack = %s", d.Response)
+		}
+		id, parent := "r1", h.parent("r1")
+		h.ephemeral(localslack.OnCallID, "Run *r1* started")
+		sum := h.current(parent)
+		for _, want := range []string{"Kong upgrade r1", "prod", "0.13.1 → 0.14.1", "<@" + localslack.OnCallID + ">", "Provision 0.14.1 nodes"} {
+			if !strings.Contains(msgText(sum), want) {
+				t.Errorf("summary lacks %q: %s", want, msgText(sum))
+			}
+		}
+
+		// Step 4 is manual: people press Mark done, the bot verifies.
+		h.waitRun(id, "provision step waiting", at(steps.RunWaitingManual, "hop1.provision-new-nodes"))
+		prov := h.threadMsg(parent, "Provision 0.14.1 nodes", "step_done")
+		if !strings.Contains(msgText(prov), "datastore kong@db-1") {
+			t.Errorf("step message does not say what it does: %s", msgText(prov))
+		}
+		h.click(localslack.GuestID, prov, "step_done")
+		h.ephemeral(localslack.GuestID, "guest accounts cannot mark this step done")
+		h.click(localslack.OnCallID, prov, "step_done")
+
+		// The outage group waits for a lead.
+		h.waitRun(id, "outage approval", at(steps.RunAwaitingApproval, "hop1.termination-on"))
+		appr := h.threadMsg(parent, "Approval needed", "hop1-outage", "step_approve")
+		for _, want := range []string{"high", "1 approver, not the requester", "kong migrations up", "S0KONGLEAD", "none yet"} {
+			if !strings.Contains(msgText(appr), want) {
+				t.Errorf("approval message lacks %q: %s", want, msgText(appr))
+			}
+		}
+		h.click(localslack.OnCallID, appr, "step_approve")
+		h.ephemeral(localslack.OnCallID, "only @kong-leads can approve this step; you started this run")
+		h.click(localslack.GuestID, appr, "step_approve")
+		h.ephemeral(localslack.GuestID, "guest accounts cannot approve this step")
+		if got := h.runState(id); got.Status != steps.RunAwaitingApproval {
+			t.Fatalf("refused clicks moved the run: %s", got.Status)
+		}
+		h.click(localslack.Lead1ID, appr, "step_approve")
+
+		// termination-on, migrations-up (with a log), then the new cluster
+		// is not up yet.
+		h.waitRun(id, "start-new-cluster waiting", at(steps.RunWaitingManual, "hop1.start-new-cluster"))
+		h.eventually("approval message decided", func() bool {
+			m := h.current(appr.TS)
+			return !hasButtons(m) && strings.Contains(msgText(m), "Approved by <@"+localslack.Lead1ID+">")
+		})
+		// A lead clicking the old message gets told, and nothing changes.
+		h.click(localslack.Lead2ID, appr, "step_approve", localslack.AsSeen(appr))
+		h.ephemeral(localslack.Lead2ID, "was already approved by <@"+localslack.Lead1ID+">")
+		if n := h.audits(id, "approve"); n != 1 {
+			t.Errorf("approve transitions = %d, want 1", n)
+		}
+
+		start := h.threadMsg(parent, "Start the 0.14.1 cluster", "Still missing", "node kong-014-1 does not answer")
+		h.click(localslack.OnCallID, start, "step_done")
+		h.ephemeral(localslack.OnCallID, "it is not done yet. Still missing:\n• node kong-014-1 does not answer")
+		h.w.startGen("0.14.1", "0.14.1")
+		h.click(localslack.OnCallID, h.current(start.TS), "step_done")
+
+		h.waitRun(id, "decommission waiting", at(steps.RunWaitingManual, "hop1.decommission-old"))
+		dec := h.threadMsg(parent, "Decommission the 0.13.1 nodes", "node kong-old-1 still answers")
+		h.w.stopGen("0.13.1")
+		h.click(localslack.OnCallID, dec, "step_done")
+		h.waitRun(id, "run succeeded", func(r steps.Run) bool { return r.Status == steps.RunSucceeded })
+		h.delivered(id)
+
+		// The migration log is a file in the thread.
+		h.eventually("migration log file", func() bool {
+			for _, f := range h.ls.Files() {
+				if f.ThreadTS == parent && f.Name == "r1-hop1.migrations-up-attempt1.log" && strings.Count(string(f.Content), "\n") == 40 {
+					return true
+				}
+			}
+			return false
+		})
+		// The end is broadcast to the channel.
+		var broadcast bool
+		h.eventually("broadcast end", func() bool {
+			for _, m := range h.ls.Channel(localslack.ChannelName) {
+				if m.Broadcast && strings.Contains(msgText(m), "Run r1 succeeded") {
+					broadcast = true
+				}
+			}
+			return broadcast
+		})
+		// The parent shows every step done, edited in place.
+		h.eventually("summary edited to succeeded", func() bool {
+			m := h.current(parent)
+			return m.Edits > 0 && strings.Contains(msgText(m), ":tada:") && !strings.Contains(msgText(m), ":white_circle:")
+		})
+		// One message per step key, never posted twice.
+		seen := map[string]int{}
+		for _, m := range h.ls.Thread(parent) {
+			for _, s := range []string{"Step 4/12 ·", "Step 9/12 ·", "Step 12/12 ·"} {
+				if strings.Contains(msgText(m), s) {
+					seen[s]++
+				}
+			}
+		}
+		for s, n := range seen {
+			if n != 1 {
+				t.Errorf("%q appears in %d thread messages, want 1", s, n)
+			}
+		}
+		if len(seen) != 3 {
+			t.Errorf("step messages found: %v", seen)
+		}
+		// Every ack came well within Slack's 3 s.
+		for _, d := range h.ls.Deliveries() {
+			if d.Late || !d.Acked {
+				t.Errorf("delivery %s %s: acked %v late %v (%s)", d.Kind, d.Summary, d.Acked, d.Late, d.AckLatency)
+			}
+		}
+	})
+}

@@ -1,0 +1,628 @@
+package bot_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/kongbot/kongbot/bot"
+	"github.com/kongbot/kongbot/config"
+	"github.com/kongbot/kongbot/localslack"
+	"github.com/kongbot/kongbot/runner"
+	"github.com/kongbot/kongbot/steps"
+	"github.com/kongbot/kongbot/store"
+)
+
+// world is a fake gateway: the runbook's ports (steps.Kong, steps.Traffic)
+// and the bot's Planner over one in-memory state. The real adapters and
+// kongsim meet in the demo rehearsal; here the bot is what is tested.
+type world struct {
+	mu          sync.Mutex
+	nodes       []steps.Node
+	schema      steps.SchemaState
+	apis        int
+	termination bool
+	newPct      int
+	failMigrate int // fail this many `migrations up` runs
+	migrateLog  int // lines of output per migration
+	inspects    int
+}
+
+var bundled = []string{"key-auth", "acl", "request-termination", "rate-limiting"}
+
+// newWorld013 is a 0.13.1 gateway whose 0.14.1 node is provisioned but not
+// started.
+func newWorld013() *world {
+	return &world{
+		nodes: []steps.Node{
+			{Name: "kong-old-1", Generation: "0.13.1", AdminURL: "http://old-1:8001", ProxyURL: "http://old-1:8000", Reachable: true, Version: "0.13.1", DatabaseOK: true, Available: bundled},
+			{Name: "kong-014-1", Generation: "0.14.1", AdminURL: "http://new-1:8001", ProxyURL: "http://new-1:8000"},
+		},
+		schema: steps.Schema013, migrateLog: 40,
+	}
+}
+
+// newWorld0141 is a 0.14.1 gateway with a 1.0.3 node configured.
+func newWorld0141() *world {
+	return &world{
+		nodes: []steps.Node{
+			{Name: "kong-014-1", Generation: "0.14.1", AdminURL: "http://n1:8001", ProxyURL: "http://n1:8000", Reachable: true, Version: "0.14.1", DatabaseOK: true, Available: bundled},
+			{Name: "kong-10-1", Generation: "1.0.3", AdminURL: "http://n2:8001", ProxyURL: "http://n2:8000"},
+		},
+		schema: steps.Schema014, migrateLog: 40,
+	}
+}
+
+func (w *world) set(f func(w *world)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f(w)
+}
+
+// startGen makes every node of gen answer as version.
+func (w *world) startGen(gen, version string) {
+	w.set(func(w *world) {
+		for i := range w.nodes {
+			if string(w.nodes[i].Generation) == gen {
+				w.nodes[i].Reachable, w.nodes[i].Version, w.nodes[i].DatabaseOK, w.nodes[i].Available = true, version, true, bundled
+			}
+		}
+	})
+}
+
+func (w *world) stopGen(gen string) {
+	w.set(func(w *world) {
+		for i := range w.nodes {
+			if string(w.nodes[i].Generation) == gen {
+				w.nodes[i].Reachable = false
+			}
+		}
+	})
+}
+
+// Planner.
+
+func (w *world) Gateways() []string { return []string{"prod"} }
+func (w *world) Labels(gw string) steps.Labels {
+	return steps.Labels{Gateway: gw, Datastore: "kong@db-1"}
+}
+
+func (w *world) Plan(ctx context.Context, gw, target string) (steps.Plan, steps.Inventory, error) {
+	inv, err := w.Inspect(ctx, gw)
+	if err != nil {
+		return steps.Plan{}, inv, err
+	}
+	from := ""
+	for _, n := range inv.Nodes {
+		if n.Reachable && (from == "" || n.Version < from) {
+			from = n.Version
+		}
+	}
+	p, err := steps.PlanPath(from, target)
+	return p, inv, err
+}
+
+// steps.Kong.
+
+func (w *world) Inspect(_ context.Context, gw string) (steps.Inventory, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.inspects++
+	return steps.Inventory{Gateway: gw, Nodes: slices.Clone(w.nodes), Schema: w.schema,
+		Counts: steps.Counts{APIs: w.apis, Services: 3, Routes: 3, Plugins: map[string]int{"key-auth": 2}}}, nil
+}
+
+func (w *world) Migrate(_ context.Context, _, target string, verb steps.MigrationVerb, out steps.Sink) (steps.MigrationResult, error) {
+	w.mu.Lock()
+	fail := w.failMigrate > 0
+	if fail {
+		w.failMigrate--
+	}
+	lines := w.migrateLog
+	w.mu.Unlock()
+	for i := 1; i <= lines; i++ {
+		out.Line("stdout", fmt.Sprintf("migrating core on kong@db-1: %03d_%s_step done", i, target))
+	}
+	if fail {
+		out.Line("stderr", "Error: [postgres error] could not acquire the migrations lock")
+		return steps.MigrationResult{ExitCode: 1, LogLines: lines + 1}, nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case target == "0.14.1":
+		w.schema = steps.Schema014
+	case verb == steps.MigrateUp:
+		w.schema = steps.Schema10Pending
+	case verb == steps.MigrateFinish:
+		w.schema = steps.Schema10
+	}
+	return steps.MigrationResult{Schema: w.schema, LogLines: lines}, nil
+}
+
+func (w *world) EnableTermination(context.Context, string, steps.Journal) (string, error) {
+	w.set(func(w *world) { w.termination = true })
+	return "plugin-1", nil
+}
+
+func (w *world) DisableTermination(context.Context, string, steps.Journal) error {
+	w.set(func(w *world) { w.termination = false })
+	return nil
+}
+
+func (w *world) VerifyTermination(_ context.Context, _ string, want bool) (steps.Check, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.termination != want {
+		return steps.Check{Missing: []string{fmt.Sprintf("request-termination is %v, want %v", w.termination, want)}}, nil
+	}
+	return steps.Check{OK: true}, nil
+}
+
+func (w *world) PlanConversion(context.Context, string) (steps.ConversionPlan, error) {
+	return steps.ConversionPlan{}, nil
+}
+
+func (w *world) Convert(context.Context, string, steps.Journal, steps.Sink) (steps.Check, error) {
+	return steps.Check{OK: true}, nil
+}
+
+func (w *world) VerifyConversion(context.Context, string, steps.Journal) (steps.Check, error) {
+	return steps.Check{OK: true}, nil
+}
+
+func (w *world) DeleteAPIs(context.Context, string, steps.Journal, steps.Sink) error { return nil }
+
+func (w *world) Smoke(context.Context, string, steps.Generation) (steps.Check, error) {
+	return steps.Check{OK: true, Facts: []steps.Fact{{Name: "GET /test", Value: "401 as expected"}}}, nil
+}
+
+func (w *world) Snapshot(context.Context, string, string) (string, error) {
+	return "/var/lib/kongbot/snapshots/prod.dump", nil
+}
+
+// steps.Traffic.
+
+func (w *world) Shift(context.Context, string, string, steps.Journal, steps.Sink) (steps.Check, error) {
+	w.set(func(w *world) { w.newPct = 100 })
+	return steps.Check{OK: true}, nil
+}
+
+func (w *world) RollBack(context.Context, string, steps.Journal, steps.Sink) error {
+	w.set(func(w *world) { w.newPct = 0 })
+	return nil
+}
+
+func (w *world) VerifyWeights(_ context.Context, _ string, want int) (steps.Check, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.newPct != want {
+		return steps.Check{Missing: []string{fmt.Sprintf("new generation has %d%%, want %d%%", w.newPct, want)}}, nil
+	}
+	return steps.Check{OK: true}, nil
+}
+
+func (w *world) VerifyDecommissioned(context.Context, string) (steps.Check, error) {
+	return steps.Check{OK: true}, nil
+}
+
+var _ steps.Kong = (*world)(nil)
+var _ steps.Traffic = (*world)(nil)
+var _ bot.Planner = (*world)(nil)
+
+// countMetrics records what the bot reported.
+type countMetrics struct {
+	mu          sync.Mutex
+	errors      map[string]int
+	rateLimited int
+	depth       int
+}
+
+func (m *countMetrics) APIError(op, reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.errors == nil {
+		m.errors = map[string]int{}
+	}
+	m.errors[op+"/"+reason]++
+}
+
+func (m *countMetrics) RateLimited(string, time.Duration) {
+	m.mu.Lock()
+	m.rateLimited++
+	m.mu.Unlock()
+}
+
+func (m *countMetrics) OutboxDepth(n int) {
+	m.mu.Lock()
+	m.depth = n
+	m.mu.Unlock()
+}
+
+func (m *countMetrics) Acked(string, string, time.Duration) {}
+
+// syncBuffer is a log sink tests can read.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// harness is one bot on a real store file and the real runner, talking to
+// localslack over the chosen transport.
+type harness struct {
+	t       *testing.T
+	ctx     context.Context
+	ls      *localslack.Server
+	st      *store.Store
+	rn      *runner.Runner
+	bot     *bot.Bot
+	w       *world
+	mode    string
+	metrics *countMetrics
+	logs    *syncBuffer
+	srvURL  string
+	stop    func()
+}
+
+type harnessOpt func(*bot.Options, *runner.Options)
+
+var modes = []string{bot.ModeSocket, bot.ModeHTTP}
+
+var testRules = steps.ApprovalRules{
+	Normal: steps.Rule{Approvers: 1, AllowRequester: true}, High: steps.Rule{Approvers: 1},
+	Irreversible: steps.Rule{Approvers: 2}, RemindAfter: time.Hour, PollManual: time.Hour,
+}
+
+func newHarness(t *testing.T, mode string, w *world, opts ...harnessOpt) *harness {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ls := localslack.New(localslack.Options{})
+	if err := ls.Start(ctx); err != nil {
+		t.Fatalf("localslack: %v", err)
+	}
+	dir := t.TempDir()
+	h := &harness{t: t, ctx: ctx, ls: ls, w: w, mode: mode, metrics: &countMetrics{}, logs: &syncBuffer{}}
+	h.open(filepath.Join(dir, "kongbot.db"), opts...)
+	t.Cleanup(func() {
+		h.stop()
+		cancel()
+		_ = ls.Close()
+		if t.Failed() {
+			t.Logf("bot log:\n%s", tail(h.logs.String(), 6000))
+		}
+	})
+	return h
+}
+
+// open starts a bot (and its runner) on the store file at path.
+func (h *harness) open(path string, opts ...harnessOpt) {
+	t := h.t
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	var logOut io.Writer = h.logs
+	if os.Getenv("KONGBOT_TEST_LOG") != "" {
+		logOut = io.MultiWriter(h.logs, os.Stderr)
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ro := runner.Options{Store: st, Kong: h.w, Traffic: h.w, Rules: testRules, Logger: logger}
+	api := slack.New(h.ls.BotToken(), slack.OptionAPIURL(h.ls.APIURL()), slack.OptionAppLevelToken(h.ls.AppToken()))
+	bo := bot.Options{
+		API: api, Mode: h.mode, SigningSecret: h.ls.SigningSecret(), Store: st, Rules: testRules, Planner: h.w,
+		Approvers: config.Who{UserGroups: []string{"@" + localslack.LeadsHandle}},
+		Starters:  config.Who{UserGroups: []string{localslack.LeadsGroupID}, Users: []string{localslack.OnCallID, localslack.GuestID}},
+		Channels:  []string{localslack.ChannelID},
+		Metrics:   h.metrics, Logger: logger,
+		PollInterval: 20 * time.Millisecond, RetryBase: 100 * time.Millisecond, RetryMax: time.Second,
+		CallTimeout: 5 * time.Second, HomeRefresh: 100 * time.Millisecond,
+	}
+	for _, o := range opts {
+		o(&bo, &ro)
+	}
+	rn, err := runner.New(ro)
+	if err != nil {
+		t.Fatalf("runner: %v", err)
+	}
+	bo.Runner = rn
+	b, err := bot.New(bo)
+	if err != nil {
+		t.Fatalf("bot.New: %v", err)
+	}
+	var srv *httptest.Server
+	if h.mode == bot.ModeHTTP {
+		srv = httptest.NewServer(b.Handler())
+		h.srvURL = srv.URL
+		h.ls.SetEndpoints(localslack.Endpoints{Commands: srv.URL + "/slack/commands",
+			Interactions: srv.URL + "/slack/interactions", Events: srv.URL + "/slack/events"})
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(rctx) }()
+	h.st, h.rn, h.bot = st, rn, b
+	h.stop = func() {
+		rcancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("bot.Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("bot.Run did not return")
+		}
+		rn.Close()
+		if srv != nil {
+			srv.Close()
+		}
+		if err := st.Close(); err != nil {
+			t.Errorf("closing store: %v", err)
+		}
+	}
+	h.eventually("bot ready", func() bool { return b.Ready() == nil })
+	if h.mode == bot.ModeSocket {
+		h.eventually("socket open", func() bool { return h.ls.Sockets().Open == 1 })
+	}
+}
+
+// restart stops the bot and runner and starts new ones on the same file,
+// as a redeploy would; the runner resumes unfinished runs.
+func (h *harness) restart(opts ...harnessOpt) {
+	path := h.st.Path()
+	h.stop()
+	h.open(path, opts...)
+	if _, err := h.rn.Resume(h.ctx); err != nil {
+		h.t.Fatalf("resume: %v", err)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// eventually polls cond (it may read the store, the bot or localslack).
+func (h *harness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) || h.ctx.Err() != nil {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(15 * time.Millisecond)
+	}
+}
+
+func (h *harness) command(user, text string) localslack.Delivery {
+	h.t.Helper()
+	d, err := h.ls.SlashCommand(h.ctx, user, localslack.ChannelID, text)
+	if err != nil {
+		h.t.Fatalf("%s: %v (delivery %+v)", text, err, d)
+	}
+	return d
+}
+
+func (h *harness) runState(id string) steps.Run {
+	h.t.Helper()
+	run, _, err := h.rn.Load(h.ctx, id)
+	if err != nil {
+		h.t.Fatalf("loading run %s: %v", id, err)
+	}
+	return run
+}
+
+func (h *harness) waitRun(id, what string, cond func(steps.Run) bool) steps.Run {
+	h.t.Helper()
+	var run steps.Run
+	h.eventually(what, func() bool {
+		r, _, err := h.rn.Load(h.ctx, id)
+		run = r
+		return err == nil && cond(r)
+	})
+	return run
+}
+
+func at(status steps.RunStatus, step string) func(steps.Run) bool {
+	return func(r steps.Run) bool { return r.Status == status && r.Current == step }
+}
+
+// startRun has user start an upgrade and returns the run ID and the ts of
+// its parent message.
+func (h *harness) startRun(user, text string) (string, string) {
+	h.t.Helper()
+	before, _ := h.st.Runs(h.ctx, store.RunFilter{})
+	h.command(user, text)
+	var id string
+	h.eventually("the run to be stored", func() bool {
+		runs, _ := h.st.Runs(h.ctx, store.RunFilter{})
+		if len(runs) > len(before) {
+			id = runs[0].ID
+			return true
+		}
+		return false
+	})
+	parent := h.parent(id)
+	return id, parent
+}
+
+// parent waits for the run's parent message.
+func (h *harness) parent(id string) string {
+	h.t.Helper()
+	var ts string
+	h.eventually("parent message of "+id, func() bool {
+		for _, m := range h.ls.Channel(localslack.ChannelName) {
+			if m.ThreadTS != m.TS && m.ThreadTS != "" {
+				continue
+			}
+			if strings.Contains(m.Text, "Kong upgrade "+id+" ") {
+				ts = m.TS
+				return true
+			}
+		}
+		return false
+	})
+	return ts
+}
+
+// msgText is a message's text and blocks as one searchable string (JSON's
+// \u003c escapes undone).
+func msgText(m localslack.Message) string {
+	return m.Text + "\n" + unescapeJSON(string(m.Blocks))
+}
+
+func unescapeJSON(s string) string {
+	return strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&", `\n`, "\n").Replace(s)
+}
+
+// threadMsg waits for a thread reply containing all of subs and returns it.
+func (h *harness) threadMsg(parent string, subs ...string) localslack.Message {
+	h.t.Helper()
+	var out localslack.Message
+	h.eventually(fmt.Sprintf("a thread message with %q", subs), func() bool {
+		for _, m := range h.ls.Thread(parent) {
+			txt := msgText(m)
+			ok := true
+			for _, s := range subs {
+				if !strings.Contains(txt, s) {
+					ok = false
+				}
+			}
+			if ok {
+				out = m
+				return true
+			}
+		}
+		return false
+	})
+	return out
+}
+
+// current re-reads a message.
+func (h *harness) current(ts string) localslack.Message {
+	m, ok := h.ls.Message(ts)
+	if !ok {
+		h.t.Fatalf("message %s is gone", ts)
+	}
+	return m
+}
+
+// buttonValue finds a button's value in a message's blocks.
+func buttonValue(m localslack.Message, actionID string) (string, bool) {
+	var blocks []struct {
+		Elements []struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+		} `json:"elements"`
+	}
+	_ = json.Unmarshal(m.Blocks, &blocks)
+	for _, b := range blocks {
+		for _, e := range b.Elements {
+			if e.ActionID == actionID {
+				return e.Value, true
+			}
+		}
+	}
+	return "", false
+}
+
+func hasButtons(m localslack.Message) bool { return strings.Contains(string(m.Blocks), `"action_id"`) }
+
+func (h *harness) click(user string, m localslack.Message, actionID string, opts ...localslack.DeliverOption) localslack.Delivery {
+	h.t.Helper()
+	val, ok := buttonValue(m, actionID)
+	if !ok {
+		h.t.Fatalf("message %s has no %s button: %s", m.TS, actionID, msgText(m))
+	}
+	d, err := h.ls.Click(h.ctx, user, localslack.ChannelID, m.TS, actionID, val, opts...)
+	if err != nil {
+		h.t.Fatalf("click %s by %s: %v", actionID, user, err)
+	}
+	if !d.Acked {
+		h.t.Fatalf("click %s not acked: %+v", actionID, d)
+	}
+	return d
+}
+
+// ephemeral waits for an ephemeral message to user containing sub.
+func (h *harness) ephemeral(user, sub string) localslack.Ephemeral {
+	h.t.Helper()
+	var out localslack.Ephemeral
+	h.eventually(fmt.Sprintf("an ephemeral to %s with %q", user, sub), func() bool {
+		for _, e := range h.ls.Ephemerals(user) {
+			if strings.Contains(e.Text+unescapeJSON(string(e.Blocks)), sub) {
+				out = e
+				return true
+			}
+		}
+		return false
+	})
+	return out
+}
+
+// audits counts the run's audit entries of a kind.
+func (h *harness) audits(id, kind string) int {
+	es, err := h.st.Audit(h.ctx, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// delivered waits until the run's whole outbox is delivered.
+func (h *harness) delivered(id string) {
+	h.t.Helper()
+	h.eventually("outbox of "+id+" delivered", func() bool {
+		msgs, err := h.st.Outbox(h.ctx, id)
+		if err != nil {
+			return false
+		}
+		for _, m := range msgs {
+			if !m.Delivered {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// eachMode runs a subtest per transport.
+func eachMode(t *testing.T, f func(t *testing.T, mode string)) {
+	for _, m := range modes {
+		t.Run(m, func(t *testing.T) { f(t, m) })
+	}
+}
+
+var errSkip = errors.New("skip")
