@@ -661,23 +661,41 @@ func (p *proxy) roundTrip(ctx context.Context, method string, t upstreamTarget, 
 		req.ContentLength = int64(len(body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	var fired atomic.Bool
 	// Until the request is written the connect timeout bounds the attempt
-	// (the dialer enforces it too); then the read timeout runs.
+	// (the dialer enforces it too); then the read timeout runs. The timer
+	// only ever concerns the wait for the response headers.
+	var (
+		mu      sync.Mutex
+		fired   bool
+		settled bool
+	)
 	timer := time.AfterFunc(set.connectTimeout+set.readTimeout, func() {
-		fired.Store(true)
-		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if !settled {
+			fired = true
+			cancel()
+		}
 	})
 	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { timer.Reset(set.readTimeout) },
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !settled {
+				timer.Reset(set.readTimeout)
+			}
+		},
 	}))
 	resp, err := p.transport.RoundTrip(req)
+	mu.Lock()
+	settled = true
 	timer.Stop()
+	timedOut := fired
+	mu.Unlock()
 	if err != nil {
 		cancel()
 		var ne net.Error
-		timedOut := fired.Load() || (errors.As(err, &ne) && ne.Timeout())
-		return nil, timedOut, err
+		return nil, timedOut || (errors.As(err, &ne) && ne.Timeout()), err
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, false, nil
