@@ -271,7 +271,7 @@ func (n *Node) createAPI(ctx context.Context, b body, _ string) (int, any, error
 	if err != nil {
 		return 0, nil, fmt.Errorf("inserting api: %w", err)
 	}
-	n.broadcast(ctx, "api_router:version", "apis:"+a.ID)
+	n.broadcast(ctx, "api_router:version")
 	return http.StatusCreated, renderAPI(a), nil
 }
 
@@ -302,7 +302,7 @@ func (n *Node) updateAPI(ctx context.Context, idOrName string, b body, full bool
 	if err != nil {
 		return 0, nil, fmt.Errorf("updating api: %w", err)
 	}
-	n.broadcast(ctx, "api_router:version", "apis:"+a.ID)
+	n.broadcast(ctx, "api_router:version")
 	return http.StatusOK, renderAPI(a), nil
 }
 
@@ -311,16 +311,26 @@ func (n *Node) deleteAPI(ctx context.Context, idOrName string) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	ps, err := selectPlugins(ctx, n.pool, n.version, "WHERE api_id = $1", []any{a.ID})
+	// One statement: the CTE reads the plugins the FK cascade removes, for
+	// their invalidations.
+	rows, err := n.pool.Query(ctx, `WITH p AS (SELECT name, route_id::text, service_id::text, consumer_id::text
+			FROM plugins WHERE api_id = $1), d AS (DELETE FROM apis WHERE id = $1)
+		SELECT name, COALESCE(route_id, ''), COALESCE(service_id, ''), COALESCE(consumer_id, '') FROM p`, a.ID)
 	if err != nil {
-		return 0, nil, err
-	}
-	if _, err := n.pool.Exec(ctx, `DELETE FROM apis WHERE id = $1`, a.ID); err != nil {
 		return 0, nil, fmt.Errorf("deleting api: %w", err)
 	}
-	keys := []string{"api_router:version", "apis:" + a.ID}
-	for _, p := range ps {
+	keys := []string{"api_router:version"}
+	for rows.Next() {
+		p := Plugin{APIID: a.ID}
+		if err := rows.Scan(&p.Name, &p.RouteID, &p.ServiceID, &p.ConsumerID); err != nil {
+			rows.Close()
+			return 0, nil, fmt.Errorf("deleting api: %w", err)
+		}
 		keys = append(keys, pluginCacheKey(p))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, nil, fmt.Errorf("deleting api: %w", err)
 	}
 	n.broadcast(ctx, keys...)
 	return http.StatusNoContent, nil, nil

@@ -73,10 +73,6 @@ func (n *Node) oldDAOList(ctx context.Context, q *adminReq, l listSpec, fetch fu
 			return 0, nil, &apiError{http.StatusBadRequest, map[string]any{"message": "offset is not a valid offset"}}
 		}
 	}
-	var total int
-	if err := n.pool.QueryRow(ctx, `SELECT count(*) FROM `+l.from+l.whereSQL(), l.args...).Scan(&total); err != nil {
-		return 0, nil, fmt.Errorf("counting %s: %w", l.from, err)
-	}
 	where := l.whereSQL() + fmt.Sprintf(" ORDER BY id LIMIT %d OFFSET %d", p.size, (pageNo-1)*p.size)
 	data, err := fetch(where, l.args)
 	if err != nil {
@@ -84,6 +80,13 @@ func (n *Node) oldDAOList(ctx context.Context, q *adminReq, l listSpec, fetch fu
 	}
 	if data == nil {
 		data = []map[string]any{}
+	}
+	// A first page that is not full is the whole set: no count needed.
+	total := len(data)
+	if pageNo > 1 || len(data) == p.size {
+		if err := n.pool.QueryRow(ctx, `SELECT count(*) FROM `+l.from+l.whereSQL(), l.args...).Scan(&total); err != nil {
+			return 0, nil, fmt.Errorf("counting %s: %w", l.from, err)
+		}
 	}
 	out := map[string]any{"data": data, "total": total}
 	if pageNo*p.size < total {

@@ -284,7 +284,7 @@ func (n *Node) upsertService(ctx context.Context, b body, key string, partial, p
 	if err != nil {
 		return 0, nil, fmt.Errorf("writing service: %w", err)
 	}
-	n.broadcast(ctx, "router:version", "services:"+sv.ID)
+	n.broadcast(ctx, "router:version")
 	status := http.StatusCreated
 	if key != "" {
 		status = http.StatusOK
@@ -308,7 +308,7 @@ func (n *Node) deleteService(ctx context.Context, key string) (int, any, error) 
 	if err != nil {
 		return 0, nil, fmt.Errorf("deleting service: %w", err)
 	}
-	n.broadcast(ctx, "router:version", "services:"+sv.ID)
+	n.broadcast(ctx, "router:version")
 	return http.StatusNoContent, nil, nil
 }
 
@@ -360,7 +360,7 @@ func (n *Node) routeRoutes(ctx context.Context, q *adminReq) (int, any, error) {
 			if _, err := n.pool.Exec(ctx, `DELETE FROM routes WHERE id = $1`, r.ID); err != nil {
 				return 0, nil, fmt.Errorf("deleting route: %w", err)
 			}
-			n.broadcast(ctx, "router:version", "routes:"+r.ID)
+			n.broadcast(ctx, "router:version")
 			return http.StatusNoContent, nil, nil
 		}
 		return 0, nil, errMethod
@@ -610,13 +610,7 @@ func (n *Node) upsertRoute(ctx context.Context, b body, key string, partial, put
 		k := key
 		r.Name = &k
 	}
-	var svcOK bool
-	if err := n.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM services WHERE id = $1)`, r.ServiceID).Scan(&svcOK); err != nil {
-		return 0, nil, err
-	}
-	if !svcOK {
-		return 0, nil, n.fkViolation(r.ServiceID)
-	}
+	// An unknown service surfaces as the routes_service_id_fkey violation.
 	cols := `id, created_at, updated_at, protocols, methods, hosts, paths, regex_priority, strip_path, preserve_host, service_id`
 	vals := `$1, to_timestamp($2), to_timestamp($3), $4, $5, $6, $7, $8, $9, $10, $11`
 	args := []any{r.ID, r.CreatedAt.Unix(), r.UpdatedAt.Unix(), r.Protocols, r.Methods, r.Hosts, r.Paths,
@@ -648,7 +642,7 @@ func (n *Node) upsertRoute(ctx context.Context, b body, key string, partial, put
 	if err != nil {
 		return 0, nil, fmt.Errorf("writing route: %w", err)
 	}
-	n.broadcast(ctx, "router:version", "routes:"+r.ID)
+	n.broadcast(ctx, "router:version")
 	status := http.StatusCreated
 	if key != "" {
 		status = http.StatusOK
