@@ -4,97 +4,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 	"github.com/kongbot/kongbot/localslack"
+	"github.com/kongbot/kongbot/localslack/browser"
 	"github.com/slack-go/slack"
 )
 
-var screenshotOut = flag.String("screenshot", "", "also write the browser test's final screenshot here (docs/img/localslack.png for the README)")
-
-// chromiumPath finds Debian's chromium (scripts/test.sh installs it).
-func chromiumPath() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// artifactDir is $KONGBOT_ARTIFACTS/<test> when set, else a temp dir.
-func artifactDir(t *testing.T) string {
-	if base := os.Getenv("KONGBOT_ARTIFACTS"); base != "" {
-		dir := filepath.Join(base, t.Name())
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatalf("artifact dir: %v", err)
-		}
-		return dir
-	}
-	return t.TempDir()
-}
-
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	bin := chromiumPath()
-	if bin == "" {
-		t.Skip("no chromium binary on PATH (scripts/test.sh installs Debian's chromium package); skipping the browser test")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelB := chromedp.NewContext(actx)
-	// The first run starts the browser and must not carry a timeout (it would
-	// bound the browser's life); later actions use a derived, bounded context.
-	if err := chromedp.Do(bctx); err != nil {
-		cancelB()
-		cancelA()
-		t.Fatalf("starting chromium %s: %v", bin, err)
-	}
-	ctx, cancelT := context.WithTimeout(bctx, 90*time.Second)
-	t.Cleanup(func() { cancelT(); cancelB(); cancelA() })
-	return ctx
-}
-
-func switchUser(id string) chromedp.Action[chromedp.Void] {
-	return chromedp.Steps(
-		chromedp.SetValue(chromedp.CSS(`[data-testid="user-switcher"]`), id),
-		chromedp.Evaluate[chromedp.Void](`document.querySelector('[data-testid="user-switcher"]').dispatchEvent(new Event('change')), undefined`),
-	)
-}
-
-// waitJS polls a JavaScript predicate in the page.
-func waitJS(expr string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(15*time.Second))
-}
-
-// dumpPage logs the page's text and script errors, to explain a failure.
-func dumpPage(t *testing.T, ctx context.Context) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({errors: window.localslackErrors, acting: document.querySelector('[data-testid="user-switcher"]').value, composer: document.querySelector('[data-testid="composer-input"]').value, text: document.body.innerText.slice(0, 1500)})`))
-	t.Logf("page: %s (%v)", text, err)
-}
+var screenshotOut = flag.String("screenshot", "", "also write the browser test's approval screenshot here (docs/img/localslack.png for the README)")
 
 func runBlocks(runID string) []slack.Block {
 	return []slack.Block{
@@ -124,41 +42,20 @@ func approvalStepBlocks(val string) []slack.Block {
 
 // TestBrowserCommandAndConfirmedApproval drives the page in headless
 // Chromium: act as the on-call engineer and type /kong, switch to a lead,
-// open the run's thread, click Approve, confirm, and watch the message change.
+// open the run's thread, click Approve, confirm, and watch the message
+// change; then open App Home and click a button there.
 func TestBrowserCommandAndConfirmedApproval(t *testing.T) {
 	ls := newServer(t, localslack.Options{})
-	ctx := newBrowser(t)
+	page := browser.Open(t, ls.URL())
 	// Chromium can take a while to start on a busy machine; the waits
 	// below get their own budget.
 	tctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	bot := startSMBot(t, tctx, ls)
-	arts := artifactDir(t)
-	shot := func(name string, also ...string) {
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		for _, p := range append([]string{filepath.Join(arts, name)}, also...) {
-			if err := os.WriteFile(p, png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("screenshot: %s", p)
-		}
-	}
 
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(ls.URL()),
-		waitJS(`document.querySelectorAll('[data-testid="user-switcher"] option').length > 0`),
-		switchUser(localslack.OnCallID),
-		waitJS(`document.querySelector('[data-testid="user-switcher"]').value === "`+localslack.OnCallID+`"`),
-		chromedp.SendKeys(chromedp.CSS(`[data-testid="composer-input"]`), "/kong upgrade start prod 1.0.3"+kb.Enter),
-	)
-	if err != nil {
-		t.Fatalf("typing the command: %v", err)
-	}
+	page.ActAs(localslack.OnCallID)
+	page.Type("/kong upgrade start prod 1.0.3")
 	if err := ls.WaitFor(tctx, func() bool { c, _, _ := bot.snapshot(); return len(c) == 1 }); err != nil {
-		dumpPage(t, ctx)
 		t.Fatalf("bot never got the command: %v", err)
 	}
 	cmds, _, _ := bot.snapshot()
@@ -166,9 +63,7 @@ func TestBrowserCommandAndConfirmedApproval(t *testing.T) {
 		t.Errorf("command = %+v", cmds[0])
 	}
 	// The ack shows up for olivia only.
-	if err := chromedp.Do(ctx, waitJS(`[...document.querySelectorAll('[data-testid="ephemeral"]')].some(e => e.textContent.includes("starting: upgrade start prod 1.0.3"))`)); err != nil {
-		t.Fatalf("ack not shown: %v", err)
-	}
+	page.WaitJS("the ack shown", `[...document.querySelectorAll('[data-testid="ephemeral"]')].some(e => e.textContent.includes("starting: upgrade start prod 1.0.3"))`)
 
 	// The bot posts the run and, in its thread, the approval step.
 	api := bot.api
@@ -193,39 +88,27 @@ func TestBrowserCommandAndConfirmedApproval(t *testing.T) {
 	}
 
 	// A lead opens the thread, clicks Approve and confirms in the dialog.
-	approveSel := fmt.Sprintf(`[data-testid="thread-panel"] [data-ts="%s"] [data-action-id="step_approve"]`, stepTS)
-	err = chromedp.Do(ctx,
-		switchUser(localslack.Lead1ID),
-		waitJS(`document.querySelectorAll('[data-testid="ephemeral"]').length === 0`), // olivia's ack is hers alone
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`[data-testid="thread-link"][data-thread-ts="%s"]`, parent))),
-		chromedp.WaitVisible(chromedp.CSS(approveSel)),
-	)
-	if err != nil {
-		t.Fatalf("opening the thread: %v", err)
-	}
+	page.ActAs(localslack.Lead1ID)
+	page.WaitJS("olivia's ack hidden from liam", `document.querySelectorAll('[data-testid="ephemeral"]').length === 0`)
+	page.OpenThread(parent)
+	page.WaitMessageText(stepTS, "Step 3: run kong migrations up")
 	var readme []string
 	if *screenshotOut != "" {
 		readme = append(readme, *screenshotOut)
 	}
-	shot("approval-pending.png", readme...)
-	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(approveSel)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-dialog"] [data-testid="confirm-ok"]`)),
-	)
-	if err != nil {
-		t.Fatalf("opening the confirm dialog: %v", err)
+	page.Screenshot("approval-pending.png", readme...)
+	page.ClickButton(stepTS, "step_approve")
+	if title := page.ConfirmTitle(); title != "Approve step 3?" {
+		t.Errorf("confirm title %q", title)
 	}
-	title, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#confirm-title`)))
-	if err != nil || title != "Approve step 3?" {
-		t.Errorf("confirm title %q, %v", title, err)
-	}
-	shot("confirm-dialog.png")
+	page.Screenshot("confirm-dialog.png")
 	if _, clicks, _ := bot.snapshot(); len(clicks) != 0 {
 		t.Fatalf("click delivered before confirming: %d", len(clicks))
 	}
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="confirm-ok"]`))); err != nil {
-		t.Fatal(err)
-	}
+	// Cancelling sends nothing; confirming sends the click.
+	page.Deny()
+	page.ClickButton(stepTS, "step_approve")
+	page.Confirm()
 	if err := ls.WaitFor(tctx, func() bool { _, c, _ := bot.snapshot(); return len(c) == 1 }); err != nil {
 		t.Fatalf("no block_actions delivered: %v", err)
 	}
@@ -243,18 +126,13 @@ func TestBrowserCommandAndConfirmedApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = chromedp.Do(ctx, waitJS(fmt.Sprintf(`(() => { const m = document.querySelector('[data-testid="thread-panel"] [data-ts="%s"]');
-		return m && m.textContent.includes("Approved by @liam") && !m.querySelector("[data-action-id]"); })()`, stepTS)))
-	if err != nil {
-		t.Fatalf("page did not show the decision: %v", err)
-	}
-	shot("approved.png")
+	page.WaitJS("the decision shown", fmt.Sprintf(`(() => { const m = document.querySelector('[data-testid="thread-panel"] [data-ts="%s"]');
+		return m && m.textContent.includes("Approved by @liam") && !m.querySelector("[data-action-id]"); })()`, stepTS))
+	page.Screenshot("approved.png")
 
 	// App Home: opening the tab sends app_home_opened; the view the bot
 	// publishes for this user appears without a reload.
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="nav-home"]`))); err != nil {
-		t.Fatal(err)
-	}
+	page.OpenHome()
 	if err := ls.WaitFor(tctx, func() bool { _, _, e := bot.snapshot(); return len(e) == 1 }); err != nil {
 		t.Fatalf("no app_home_opened: %v", err)
 	}
@@ -272,15 +150,14 @@ func TestBrowserCommandAndConfirmedApproval(t *testing.T) {
 	if _, err := api.PublishViewContext(tctx, slack.PublishViewContextRequest{UserID: localslack.Lead1ID, View: home}); err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(ctx, waitJS(`document.querySelector('[data-testid="app-home"]').textContent.includes("Your pending approvals")`),
-		chromedp.Click(chromedp.CSS(`[data-testid="app-home"] [data-action-id="home_open_run"]`))); err != nil {
-		t.Fatalf("home view not shown: %v", err)
-	}
+	page.WaitText("Your pending approvals")
+	page.WaitJS("home button", `!!document.querySelector('[data-testid="app-home"] [data-action-id="home_open_run"]')`)
+	page.ClickButtonIn(`[data-testid="app-home"]`, "home_open_run")
 	if err := ls.WaitFor(tctx, func() bool { _, c, _ := bot.snapshot(); return len(c) == 2 }); err != nil {
 		t.Fatalf("no block_actions from App Home: %v", err)
 	}
 	if _, c, _ := bot.snapshot(); c[1].Container.Type != "view" || c[1].ActionCallback.BlockActions[0].Value != "r43" {
 		t.Errorf("home click = %+v", c[1].Container)
 	}
-	shot("app-home.png")
+	page.Screenshot("app-home.png")
 }

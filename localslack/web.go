@@ -130,7 +130,7 @@ func (s *Server) uiState(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, obj{
 		"version": s.ver, "team": s.st.seed.Team, "bot": s.st.seed.Bot, "acting": acting,
 		"users": users, "usergroups": groups, "channels": channels, "home": home, "files": files,
-		"sockets": len(s.socks),
+		"sockets":   len(s.socks),
 		"http_mode": s.opts.Endpoints.Commands != "" || s.opts.Endpoints.Interactions != "",
 	})
 }
