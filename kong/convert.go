@@ -171,31 +171,22 @@ func (c *Client) Convert(ctx context.Context, gateway string, j steps.Journal, o
 	}
 	var chk steps.Check
 	chk.Missing = append(chk.Missing, p.Problems...)
-	var mu sync.Mutex
 	converted, resumed := 0, 0
 	for l := 0; l <= maxLevel; l++ {
 		items := levels[l]
-		err := parallel(ctx, len(items), g.cfg.Conversion.Concurrency, func(ctx context.Context, i int) error {
-			r, err := g.convertOne(ctx, w, j, items[i])
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				chk.Missing = append(chk.Missing, fmt.Sprintf("API %s: %v", items[i].API.Name, err))
-				if out != nil {
-					out.Line("stderr", fmt.Sprintf("API %s: %v", items[i].API.Name, err))
-				}
-				return err
+		ok, res, failures := g.convertLevel(ctx, w, j, items)
+		converted += ok
+		resumed += res
+		for _, f := range failures {
+			chk.Missing = append(chk.Missing, f)
+			if out != nil {
+				out.Line("stderr", f)
 			}
-			converted++
-			if r {
-				resumed++
-			}
-			return nil
-		})
+		}
 		if ctx.Err() != nil {
 			return chk, fmt.Errorf("conversion interrupted at step %d: %w", l+1, ctx.Err())
 		}
-		if err != nil {
+		if len(failures) > 0 {
 			// A later level may take traffic this level's failed APIs
 			// still win: stop here.
 			chk.Missing = append(chk.Missing, fmt.Sprintf("stopped after step %d of %d: later steps depend on it", l+1, maxLevel+1))
@@ -217,68 +208,125 @@ func (c *Client) Convert(ctx context.Context, gateway string, j steps.Journal, o
 	return chk, nil
 }
 
-// convertOne converts one API; it reports whether the API was already done.
-func (g *gateway) convertOne(ctx context.Context, w live, j steps.Journal, it *planItem) (bool, error) {
-	name := it.API.Name
-	if v, _ := j.Get(jConv(name, jcDone)); v != "" {
-		return true, nil
+// convertLevel converts one level in three phases, each over all its APIs
+// at once with bounded concurrency: probe the APIs, write (Service, Route
+// matching nothing, plugins, then the Route's real methods), probe the
+// Routes. Batching the probes matters on a large gateway: a node rebuilds
+// its whole router on the first request after any route change (§8.1), so
+// probing between writes would rebuild it once per API.
+func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, items []*planItem) (converted, resumed int, failures []string) {
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	fail := func(it *planItem, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed[it.API.Name] = true
+		failures = append(failures, fmt.Sprintf("API %s: %v", it.API.Name, err))
 	}
-	_, resuming := j.Get(jConv(name, jcStarted))
-	if err := j.Put(jConv(name, jcStarted), "1"); err != nil {
-		return false, fmt.Errorf("journal: %w", err)
+	var todo []*planItem
+	resuming := map[string]bool{}
+	for _, it := range items {
+		if v, _ := j.Get(jConv(it.API.Name, jcDone)); v != "" {
+			resumed++
+			converted++
+			continue
+		}
+		_, resuming[it.API.Name] = j.Get(jConv(it.API.Name, jcStarted))
+		todo = append(todo, it)
 	}
-	probe := it.Probe
-	if g.cfg.Conversion.SkipProbes || w.n.opts.ProxyURL == "" {
-		probe = nil
-	}
-	// 1. What the API answers now (before its Route exists, or the answer
-	// would be the Route's).
-	before := 0
-	if probe != nil {
-		if v, ok := j.Get(jConv(name, jcBefore)); ok && v != "" {
-			before, _ = strconv.Atoi(v)
-		} else if _, hasRoute := j.Get(jConv(name, jcRoute)); !hasRoute && !resuming {
-			a, err := g.probe(ctx, w.n.opts.ProxyURL, *probe)
-			if err != nil {
-				return false, fmt.Errorf("probing the API before conversion: %w", err)
+	conc := g.cfg.Conversion.Concurrency
+	phase := func(f func(ctx context.Context, it *planItem) error) {
+		_ = parallel(ctx, len(todo), conc, func(ctx context.Context, i int) error {
+			it := todo[i]
+			mu.Lock()
+			skip := failed[it.API.Name]
+			mu.Unlock()
+			if skip {
+				return nil
 			}
-			before = a.Status
-			pj, _ := json.Marshal(probe)
-			if err := j.Put(jConv(name, jcProbe), string(pj)); err != nil {
-				return false, fmt.Errorf("journal: %w", err)
+			if err := f(ctx, it); err != nil {
+				fail(it, err)
 			}
-			if err := j.Put(jConv(name, jcBefore), strconv.Itoa(before)); err != nil {
-				return false, fmt.Errorf("journal: %w", err)
+			return nil
+		})
+	}
+	noProbes := g.cfg.Conversion.SkipProbes || w.n.opts.ProxyURL == ""
+	phase(func(ctx context.Context, it *planItem) error {
+		if err := j.Put(jConv(it.API.Name, jcStarted), "1"); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		if noProbes || it.Probe == nil || resuming[it.API.Name] {
+			// On a resume the Route may already answer instead of the API;
+			// the status recorded by the first attempt is kept.
+			return nil
+		}
+		a, err := g.probe(ctx, w.n.opts.ProxyURL, *it.Probe)
+		if err != nil {
+			return fmt.Errorf("probing the API before conversion: %w", err)
+		}
+		pj, _ := json.Marshal(it.Probe)
+		if err := j.Put(jConv(it.API.Name, jcProbe), string(pj)); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		if err := j.Put(jConv(it.API.Name, jcBefore), strconv.Itoa(a.Status)); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		return nil
+	})
+	phase(func(ctx context.Context, it *planItem) error {
+		return g.writeOne(ctx, w.n.admin, j, it, resuming[it.API.Name])
+	})
+	phase(func(ctx context.Context, it *planItem) error {
+		name := it.API.Name
+		bs, _ := j.Get(jConv(name, jcBefore))
+		before, _ := strconv.Atoi(bs)
+		if !noProbes && it.Probe != nil && before != 0 {
+			if err := g.expectStatus(ctx, w.n.opts.ProxyURL, *it.Probe, before, 5*time.Second); err != nil {
+				rid, _ := j.Get(jConv(name, jcRoute))
+				return fmt.Errorf("route %s: %w", rid, err)
 			}
 		}
-	}
-	a := w.n.admin
-	// 2. Service.
+		if err := j.Put(jConv(name, jcDone), "1"); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		mu.Lock()
+		converted++
+		mu.Unlock()
+		return nil
+	})
+	sort.Strings(failures)
+	return converted, resumed, failures
+}
+
+// writeOne creates one API's Service, Route and plugins, each id going to
+// the journal as soon as Kong answers; on a resume, entities a lost
+// journal write left behind are found and adopted instead of duplicated.
+func (g *gateway) writeOne(ctx context.Context, a *admin, j steps.Journal, it *planItem, resuming bool) error {
+	name := it.API.Name
 	sid, _ := j.Get(jConv(name, jcService))
 	if sid == "" {
 		id, err := g.createService(ctx, a, it.Service, resuming)
 		if err != nil {
-			return false, err
+			return err
 		}
 		sid = id
 		if err := j.Put(jConv(name, jcService), sid); err != nil {
-			return false, fmt.Errorf("journal: %w", err)
+			return fmt.Errorf("journal: %w", err)
 		}
 	}
-	// 3. Route, matching nothing yet when plugins must be attached first.
+	// The Route matches nothing until its plugins are attached.
 	pending := len(it.Plugins) > 0
 	rid, _ := j.Get(jConv(name, jcRoute))
 	if rid == "" {
 		id, err := g.createRoute(ctx, a, sid, it.Route, pending, resuming)
 		if err != nil {
-			return false, err
+			return err
 		}
 		rid = id
 		if err := j.Put(jConv(name, jcRoute), rid); err != nil {
-			return false, fmt.Errorf("journal: %w", err)
+			return fmt.Errorf("journal: %w", err)
 		}
 	}
-	// 4. Plugins on the Route, with their consumer.
 	for _, pl := range it.Plugins {
 		key := jConv(name, jcPlugin+pl.ID)
 		if v, _ := j.Get(key); v != "" {
@@ -286,35 +334,25 @@ func (g *gateway) convertOne(ctx context.Context, w live, j steps.Journal, it *p
 		}
 		id, err := g.createRoutePlugin(ctx, a, rid, pl)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if err := j.Put(key, id); err != nil {
-			return false, fmt.Errorf("journal: %w", err)
+			return fmt.Errorf("journal: %w", err)
 		}
 	}
-	// 5. The Route takes its real methods.
 	if v, _ := j.Get(jConv(name, jcLive)); pending && v == "" {
 		body := map[string]any{"methods": nil}
 		if len(it.Route.Methods) > 0 {
 			body["methods"] = it.Route.Methods
 		}
 		if err := a.do(ctx, http.MethodPatch, "/routes/"+rid, body, nil); err != nil {
-			return false, fmt.Errorf("opening route %s: %w", rid, err)
+			return fmt.Errorf("opening route %s: %w", rid, err)
 		}
 	}
 	if err := j.Put(jConv(name, jcLive), "1"); err != nil {
-		return false, fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal: %w", err)
 	}
-	// 6. The Route answers as the API did.
-	if probe != nil && before != 0 {
-		if err := g.expectStatus(ctx, w.n.opts.ProxyURL, *probe, before, 5*time.Second); err != nil {
-			return false, fmt.Errorf("route %s: %w", rid, err)
-		}
-	}
-	if err := j.Put(jConv(name, jcDone), "1"); err != nil {
-		return false, fmt.Errorf("journal: %w", err)
-	}
-	return false, nil
+	return nil
 }
 
 // expectStatus probes until the status is want or wait passes: the node

@@ -1,0 +1,55 @@
+package kong
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kongbot/kongbot/internal/pgtest"
+)
+
+// BenchmarkConvert converts and verifies n APIs with one key-auth plugin
+// each on a kongsim 0.14.1 node (real PostgreSQL), with the default
+// concurrency and one at a time. Each iteration builds its datastore
+// outside the timer.
+//
+//	go test -run '^$' -bench BenchmarkConvert -benchtime 1x ./kong/
+func BenchmarkConvert(b *testing.B) {
+	for _, bc := range []struct {
+		apis, concurrency int
+	}{{10000, 16}, {1000, 1}} {
+		b.Run(fmt.Sprintf("apis=%d/concurrency=%d", bc.apis, bc.concurrency), func(b *testing.B) {
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				dsn := pgtest.New(b)
+				simMigrate(b, dsn, "0.14.1", "up")
+				fill014(b, dsn, bc.apis)
+				node := simNode(b, dsn, "0.14.1")
+				c := newClient(b, Gateway{DatastoreDSN: dsn,
+					Generations: []GenerationNodes{{Version: "0.14.1", Nodes: []NodeOptions{simNodeOpts("a", node)}}},
+					Conversion:  ConversionOptions{Concurrency: bc.concurrency}})
+				j := newJournal()
+				b.StartTimer()
+				start := time.Now()
+				chk, err := c.Convert(context.Background(), "gw", j, nil)
+				total += time.Since(start)
+				b.StopTimer()
+				if err != nil || !chk.OK {
+					b.Fatalf("convert: %v %q", err, chk.Missing[:min(3, len(chk.Missing))])
+				}
+				if n := countSQL(b, dsn, "SELECT count(*) FROM plugins WHERE route_id IS NOT NULL"); n != bc.apis {
+					b.Fatalf("%d route plugins, want %d", n, bc.apis)
+				}
+				if got := len(convertedAPIs(j)); got != bc.apis {
+					b.Fatalf("%d verified, want %d", got, bc.apis)
+				}
+				node.Stop()
+			}
+			per := total / time.Duration(b.N*bc.apis)
+			b.ReportMetric(float64(per.Microseconds())/1000, "ms/api")
+			b.ReportMetric(total.Seconds()/float64(b.N), "s/run")
+		})
+	}
+}
