@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/kongbot/kongbot/steps"
 )
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
@@ -122,3 +124,5 @@ func buildKongsim(t testing.TB) string {
 	}
 	return bin
 }
+
+func stepsGen(s string) steps.Generation { return steps.Generation(s) }
