@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kongbot/kongbot/steps"
 	"github.com/kongbot/kongbot/traffic"
 )
 
@@ -189,6 +190,25 @@ func TestExecHookFailures(t *testing.T) {
 	}
 	if v, _ := j.Get("traffic/hop1/good"); v != "" {
 		t.Fatalf("journal good = %q after a failed move", v)
+	}
+
+	// Health figures that cannot be read, tick after tick, do not fail the
+	// step and do not pass it: the stage is inconclusive, weights held.
+	flaky := writeScript(t, dir, "flaky-health.sh", `#!/bin/sh
+[ "$1" = health ] || exit 0
+n=$(cat "$HOOK_DIR/health-calls" 2>/dev/null || echo 0); echo $((n+1)) > "$HOOK_DIR/health-calls"
+# The first call (reading the weights back) works, then the LB API breaks.
+[ "$n" -ge 1 ] && { echo 'lb api: 502' >&2; exit 1; }
+echo '{"old":{},"new":{},"weights":{"old":0,"new":100}}'
+`)
+	e, _ = traffic.NewExec(traffic.ExecOptions{Command: []string{flaky}, Health: true, Env: []string{"HOOK_DIR=" + dir}})
+	tr = newTraffic(t, &traffic.Gateway{Backend: e,
+		Plans: map[string]traffic.Plan{"hop2": {Stages: []traffic.Stage{{NewPct: 100, Bake: time.Second}}}},
+		Gates: traffic.Gates{Interval: 50 * time.Millisecond}})
+	c, err := tr.Shift(ctx, "prod", "hop2", newJournal(), &sink{t: t})
+	if err != nil || c.Pause == nil || c.Pause.Kind != steps.PauseInconclusive || !strings.Contains(c.Pause.Message, "health figures do not read (3 tries)") ||
+		!strings.Contains(c.Pause.Message, "lb api: 502") {
+		t.Fatalf("unreadable figures: %+v, %v", c, err)
 	}
 
 	// A health command that prints something else is a clear error.

@@ -165,7 +165,7 @@ func TestHAProxyBackend(t *testing.T) {
 
 // TestHAProxyDecommissionStoppedNode: once the old Kong node is stopped its
 // health check fails and show stat says DOWN, not DRAIN; the decommission
-// check still sees the drain in the admin state.
+// check still sees the drain in the admin state. (Runtime API over TCP.)
 func TestHAProxyDecommissionStoppedNode(t *testing.T) {
 	up := newUpstream(t, "1.0.3")
 	stopped := newUpstream(t, "0.14.1")
@@ -176,7 +176,7 @@ func TestHAProxyDecommissionStoppedNode(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	p, err := haproxyproc.Start(ctx, haproxyproc.Options{Dir: dir, Servers: []haproxyproc.Server{
+	p, err := haproxyproc.Start(ctx, haproxyproc.Options{Dir: dir, AdminTCP: true, Servers: []haproxyproc.Server{
 		{Name: "old1", Addr: stopped.addr(), Weight: 256, Check: true},
 		{Name: "new1", Addr: up.addr(), Weight: 0},
 	}})
@@ -184,7 +184,8 @@ func TestHAProxyDecommissionStoppedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	h, err := traffic.NewHAProxy(traffic.HAProxyOptions{Address: "unix:" + p.Socket, Backend: p.Backend, Old: []string{"old1"}, New: []string{"new1"}})
+	// The runtime API over TCP, this time.
+	h, err := traffic.NewHAProxy(traffic.HAProxyOptions{Address: "tcp:" + p.AdminTCP, Backend: p.Backend, Old: []string{"old1"}, New: []string{"new1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

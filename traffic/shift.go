@@ -308,11 +308,35 @@ func (s *shift) bake(ctx context.Context, st Stage, i, total, good int) (steps.C
 	if s.plan.Outage {
 		win.outage = cmp.Or(s.plan.OutageStatus, 503)
 	}
-	if smp, err := s.b.Sample(ctx); err == nil {
-		win.base, win.last, win.source = &smp, &smp, smp.Source
-	} else if !errors.Is(err, ErrNoFigures) {
-		return steps.Check{}, true, fmt.Errorf("stage %d of %d: read health figures: %w", i+1, total, err)
+	unreadable := func(err error) (steps.Check, bool, error) {
+		if ctx.Err() != nil {
+			return steps.Check{}, true, fmt.Errorf("stage %d of %d: read health figures: %w", i+1, total, err)
+		}
+		c, aerr := s.ask(steps.PauseInconclusive, st.NewPct,
+			fmt.Sprintf("Stage %d of %d (%s) cannot be judged: the health figures do not read (%d tries): %v. Weights held at %s. Approve to count the stage as good and go on, Resume to bake it again, or roll back.",
+				i+1, total, w, maxSampleTries, err, w),
+			nil, steps.ChoiceApprove, steps.ChoiceResume, steps.ChoiceRollBack, steps.ChoiceAbort)
+		return c, true, aerr
 	}
+	var sampleErrs int
+	for {
+		smp, err := s.b.Sample(ctx)
+		if err == nil {
+			win.base, win.last, win.source = &smp, &smp, smp.Source
+			break
+		}
+		if errors.Is(err, ErrNoFigures) {
+			break
+		}
+		if sampleErrs++; sampleErrs >= maxSampleTries {
+			return unreadable(err)
+		}
+		s.log.Warn("health figures unreadable; trying again", "stage", w.String(), "err", err)
+		if err := s.t.sleep(ctx, s.gates.Interval); err != nil {
+			return steps.Check{}, true, fmt.Errorf("stage %d of %d: bake: %w", i+1, total, err)
+		}
+	}
+	sampleErrs = 0
 	for {
 		if err := s.t.sleep(ctx, s.gates.Interval); err != nil {
 			return steps.Check{}, true, fmt.Errorf("stage %d of %d: bake: %w", i+1, total, err)
@@ -331,8 +355,15 @@ func (s *shift) bake(ctx context.Context, st Stage, i, total, good int) (steps.C
 		if win.base != nil {
 			smp, err := s.b.Sample(ctx)
 			if err != nil {
-				return steps.Check{}, true, fmt.Errorf("stage %d of %d: read health figures: %w", i+1, total, err)
+				// One failed read (a busy runtime API, a hook hiccup) is
+				// not a verdict; several in a row are inconclusive.
+				if sampleErrs++; sampleErrs >= maxSampleTries {
+					return unreadable(err)
+				}
+				s.log.Warn("health figures unreadable; trying again", "stage", w.String(), "err", err)
+				continue
 			}
+			sampleErrs = 0
 			if smp.New.Responses < win.base.New.Responses || smp.Old.Responses < win.base.Old.Responses {
 				// Counters went backwards: HAProxy restarted or reloaded.
 				// Judge from here on rather than on negative figures.
@@ -373,6 +404,10 @@ func (s *shift) bake(ctx context.Context, st Stage, i, total, good int) (steps.C
 		}
 	}
 }
+
+// maxSampleTries is how many reads of the health figures in a row may fail
+// before a stage is called inconclusive.
+const maxSampleTries = 3
 
 // breach rolls the weights back to the last good stage and asks.
 func (s *shift) breach(ctx context.Context, f Figures, reasons []string, good int) (steps.Check, error) {

@@ -42,6 +42,8 @@ type Options struct {
 	// Backend is the backend name; default "kong".
 	Backend string
 	Servers []Server
+	// AdminTCP adds a second admin runtime API on a loopback TCP port.
+	AdminTCP bool
 	// StartTimeout bounds the wait for the runtime API; default 10s.
 	StartTimeout time.Duration
 }
@@ -50,17 +52,22 @@ type Options struct {
 type Process struct {
 	// FrontURL is the HTTP frontend, e.g. "http://127.0.0.1:41234".
 	FrontURL string
-	// Socket is the admin runtime API socket path.
-	Socket  string
-	Backend string
-	Config  string // the generated configuration file
-	cmd     *exec.Cmd
-	done    chan struct{}
-	stderr  *bytes.Buffer
+	// Socket is the admin runtime API socket path; AdminTCP its TCP
+	// address when Options.AdminTCP ("127.0.0.1:port").
+	Socket   string
+	AdminTCP string
+	Backend  string
+	Config   string // the generated configuration file
+	cmd      *exec.Cmd
+	done     chan struct{}
+	stderr   *bytes.Buffer
 }
 
 var cfgTmpl = template.Must(template.New("cfg").Parse(`global
     stats socket {{.Socket}} level admin mode 600
+{{- if .AdminTCP}}
+    stats socket ipv4@{{.AdminTCP}} level admin
+{{- end}}
     stats timeout 30s
     maxconn 4096
 
@@ -136,8 +143,14 @@ func start(ctx context.Context, bin string, o Options, sock string) (*Process, e
 	if err != nil {
 		return nil, fmt.Errorf("haproxyproc: free port: %w", err)
 	}
+	adminTCP := ""
+	if o.AdminTCP {
+		if adminTCP, err = freePort(); err != nil {
+			return nil, fmt.Errorf("haproxyproc: free port: %w", err)
+		}
+	}
 	var cfg bytes.Buffer
-	if err := cfgTmpl.Execute(&cfg, map[string]any{"Socket": sock, "Front": front, "Backend": o.Backend, "Servers": o.Servers}); err != nil {
+	if err := cfgTmpl.Execute(&cfg, map[string]any{"Socket": sock, "AdminTCP": adminTCP, "Front": front, "Backend": o.Backend, "Servers": o.Servers}); err != nil {
 		return nil, fmt.Errorf("haproxyproc: config: %w", err)
 	}
 	cfgPath := filepath.Join(o.Dir, "haproxy.cfg")
@@ -153,7 +166,7 @@ func start(ctx context.Context, bin string, o Options, sock string) (*Process, e
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("haproxyproc: start: %w", err)
 	}
-	p := &Process{FrontURL: "http://" + front, Socket: sock, Backend: o.Backend, Config: cfgPath, cmd: cmd, done: make(chan struct{}), stderr: stderr}
+	p := &Process{FrontURL: "http://" + front, Socket: sock, AdminTCP: adminTCP, Backend: o.Backend, Config: cfgPath, cmd: cmd, done: make(chan struct{}), stderr: stderr}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 
 	deadline := time.Now().Add(o.StartTimeout)
