@@ -61,4 +61,3 @@ func unreplayedFixtures() []string {
 	sort.Strings(missing)
 	return missing
 }
-
