@@ -55,9 +55,18 @@ type proxyState struct {
 	plugins *pluginIndex
 }
 
-// newProxyHandler is the hook node.go mounts on the proxy listener.
+// newProxyHandler is the hook node.go mounts on the proxy listener. Proxy
+// requests count in GET /status like Admin API ones: nginx's counters cover
+// the whole node, and "this node gets no traffic" is read from them.
 func newProxyHandler(n *Node) http.Handler {
-	return newProxy(n.version, n.View, n.Fault, n.log)
+	p := newProxy(n.version, n.View, n.Fault, n.log)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.stats.active.Add(1)
+		n.stats.accepted.Add(1)
+		n.stats.total.Add(1)
+		defer n.stats.active.Add(-1)
+		p.ServeHTTP(w, r)
+	})
 }
 
 func newProxy(v Version, views func(context.Context) (ProxyView, error), fault func() Fault, log *slog.Logger) *proxy {

@@ -266,6 +266,19 @@ func TestProxyDownFault(t *testing.T) {
 	e.admin(n, "POST", "/services/s/routes", map[string]any{"paths": []string{"/s"}}, 201)
 	e.expect(n, "/s", "", 200, "")
 
+	// Proxy traffic shows in GET /status, as nginx's counters do.
+	total := func() float64 {
+		st := e.admin(n, "GET", "/status", nil, 200)
+		return st["server"].(map[string]any)["total_requests"].(float64)
+	}
+	before := total()
+	for range 5 {
+		e.expect(n, "/s", "", 200, "")
+	}
+	if d := total() - before; d < 5 {
+		t.Fatalf("total_requests grew by %v after 5 proxy requests", d)
+	}
+
 	if err := n.SetProxyFault(ProxyFault{FailShare: 1, FailStatus: 503}); err != nil {
 		t.Fatal(err)
 	}
