@@ -254,6 +254,7 @@ func helmTemplate(t *testing.T, args ...string) ([]byte, error) {
 // helm and checks what kongbot needs from its Kubernetes objects.
 func TestChartInvariants(t *testing.T) {
 	root := repoRoot(t)
+	helm(t) // skips when helm cannot be built
 	img := readImage(t)
 	for _, tc := range chartCases(root) {
 		t.Run(tc.name, func(t *testing.T) {
@@ -543,6 +544,7 @@ func checkConfig(t *testing.T, tc chartCase, cm *corev1.ConfigMap, env map[strin
 // TestChartRefuses checks that values the bot cannot run with fail at
 // render time with a message saying why, instead of deploying a broken pod.
 func TestChartRefuses(t *testing.T) {
+	helm(t) // skips when helm cannot be built
 	tests := []struct {
 		name string
 		args []string
