@@ -524,11 +524,11 @@ func (p *proxy) write(w http.ResponseWriter, r *http.Request, c *reqCtx, resp *k
 func errorPage(accept, msg string) (contentType, body string) {
 	switch {
 	case strings.Contains(accept, "text/html"):
-		return "text/html; charset=UTF-8", "<!doctype html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>Kong Error</title>\n</head>\n<body>\n<h1>Kong Error</h1>\n<p>" + msg + ".</p>\n</body>\n</html>\n"
+		return "text/html; charset=UTF-8", "<html><head><title>Kong Error</title></head><body><h1>Kong Error</h1><p>" + msg + ".</p></body></html>\n"
 	case strings.Contains(accept, "application/json"):
 		return "application/json; charset=UTF-8", "{\"message\":\"" + msg + "\"}\n"
 	case strings.Contains(accept, "application/xml"):
-		return "application/xml; charset=UTF-8", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<error>\n  <message>" + msg + "</message>\n</error>\n"
+		return "application/xml; charset=UTF-8", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<error><message>" + msg + "</message></error>\n"
 	}
 	return "text/plain; charset=UTF-8", msg + "\n"
 }
