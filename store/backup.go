@@ -62,7 +62,7 @@ func (s *Store) Backup(ctx context.Context, path string) (BackupInfo, error) {
 		}
 	}()
 	info := BackupInfo{Path: abs}
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(ctx, func(tx *bolt.Tx) error {
 		info.TxID = tx.ID()
 		n, err := tx.WriteTo(tmp)
 		info.Bytes = n

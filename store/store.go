@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -192,8 +194,10 @@ func openError(path string, err error) error {
 // validate checks an opened (read-only) file is a consistent kongbot store
 // of a schema this build can use, and returns that schema.
 func validate(db *bolt.DB, path string) (schema int, err error) {
+	// Damaged page elements make bbolt read outside the mapped file, which
+	// is a fatal fault unless this goroutine asks for a panic instead.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
-		// A damaged page can make bbolt panic while walking it.
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store %s: pages are damaged (%v); it was left untouched: %w", path, r, ErrCorrupt)
 		}
@@ -208,8 +212,11 @@ func validate(db *bolt.DB, path string) (schema int, err error) {
 		if tx.Size() > info.Size() {
 			return fmt.Errorf("store %s is truncated (%d bytes, expects %d); it was left untouched: %w", path, info.Size(), tx.Size(), ErrCorrupt)
 		}
-		for cerr := range tx.Check() {
-			return fmt.Errorf("store %s: pages are inconsistent (%v); it was left untouched: %w", path, cerr, ErrCorrupt)
+		// Touch every key and value here, where a fault is a panic we
+		// recover. (bbolt's tx.Check is not used: it walks pages on a
+		// goroutine of its own, where a damaged page id is a fatal fault.)
+		if err := walk(tx); err != nil {
+			return fmt.Errorf("store %s: %v; it was left untouched: %w", path, err, ErrCorrupt)
 		}
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -225,10 +232,56 @@ func validate(db *bolt.DB, path string) (schema int, err error) {
 		if n > SchemaVersion {
 			return fmt.Errorf("store %s has schema %d but this kongbot knows up to %d; upgrade kongbot: %w", path, n, SchemaVersion, ErrNewerSchema)
 		}
+		// Every schema so far has had every bucket from the start; a missing
+		// one is a damaged bucket name.
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("store %s lacks its %s bucket; it was left untouched: %w", path, name, ErrCorrupt)
+			}
+		}
 		schema = n
 		return nil
 	})
 	return schema, err
+}
+
+// walk reads every key and value of every bucket, nested ones included,
+// and checks keys come in order.
+func walk(tx *bolt.Tx) error {
+	var sum byte
+	var visit func(b *bolt.Bucket, depth int) error
+	visit = func(b *bolt.Bucket, depth int) error {
+		if depth > 8 {
+			return errors.New("buckets nest too deep")
+		}
+		var prev []byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if prev != nil && bytes.Compare(prev, k) >= 0 {
+				return fmt.Errorf("keys out of order in a bucket")
+			}
+			prev = append(prev[:0], k...)
+			// Seeking makes the cursor compare against the branch pages'
+			// keys, which iterating alone never reads.
+			if sk, _ := b.Cursor().Seek(k); !bytes.Equal(sk, k) {
+				return fmt.Errorf("key %q cannot be found again by seeking", k)
+			}
+			for _, x := range v {
+				sum ^= x
+			}
+			if v == nil {
+				if nb := b.Bucket(k); nb != nil {
+					if err := visit(nb, depth+1); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}
+	err := tx.ForEach(func(name []byte, b *bolt.Bucket) error { return visit(b, 0) })
+	_ = sum
+	return err
 }
 
 // Path is the file the store was opened from.
@@ -237,7 +290,7 @@ func (s *Store) Path() string { return s.path }
 // Schema reads the schema version recorded in the file.
 func (s *Store) Schema() (int, error) {
 	var n int
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(context.Background(), func(tx *bolt.Tx) error {
 		var err error
 		n, err = strconv.Atoi(string(tx.Bucket(bucketMeta).Get(keySchema)))
 		return err
@@ -248,21 +301,35 @@ func (s *Store) Schema() (int, error) {
 // Close releases the file.
 func (s *Store) Close() error { return s.db.Close() }
 
-func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) (err error) {
 	if s.readOnly {
 		return ErrReadOnly
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.contain(&err)
 	return s.db.Update(fn)
 }
 
-func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.contain(&err)
 	return s.db.View(fn)
+}
+
+// contain turns a panic or memory fault inside bbolt (a page damaged in a
+// way the open-time walk did not reach) into ErrCorrupt for this call
+// instead of a crash; bbolt rolls the transaction back as the panic passes.
+// It must be deferred directly.
+func (s *Store) contain(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("store %s: damaged page (%v): %w", s.path, r, ErrCorrupt)
+	}
 }
 
 func u64(n uint64) []byte {
