@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kongbot/kongbot/store"
 )
@@ -60,5 +62,40 @@ func TestEndpointThroughClient(t *testing.T) {
 	down := NewClient("127.0.0.1:1")
 	if _, err := down.Runs(ctx, store.RunFilter{}); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("unreachable = %v", err)
+	}
+}
+
+func TestServeStopsWithItsContext(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "kongbot.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, addr, Handler(st, nil), nil) }()
+	c := NewClient(addr)
+	var runs []store.Run
+	for range 100 { // wait for the listener
+		if runs, err = c.Runs(context.Background(), store.RunFilter{}); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil || len(runs) != 0 {
+		t.Fatalf("runs = %v, %v", runs, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+	if _, err := c.Runs(context.Background(), store.RunFilter{}); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("after shutdown = %v", err)
 	}
 }
