@@ -144,7 +144,9 @@ func TestBackupWhileWriting(t *testing.T) {
 	var committed atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	writerDone := make(chan struct{})
 	wg.Go(func() {
+		defer close(writerDone)
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -184,7 +186,12 @@ func TestBackupWhileWriting(t *testing.T) {
 		}
 		last = info
 		for committed.Load() == before { // let at least one more commit land
-			runtime.Gosched()
+			select {
+			case <-writerDone:
+				t.Fatal("the writer stopped")
+			default:
+				runtime.Gosched()
+			}
 		}
 	}
 	close(stop)
