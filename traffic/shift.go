@@ -203,7 +203,6 @@ type shift struct {
 	out   steps.Sink
 	log   *slog.Logger
 	gates Gates
-	done  []steps.Fact
 }
 
 func (s *shift) line(format string, args ...any) {
@@ -399,7 +398,6 @@ func (s *shift) bake(ctx context.Context, st Stage, i, total, good int) (steps.C
 				return steps.Check{}, true, fmt.Errorf("journal: %w", err)
 			}
 			s.line("stage %d of %d healthy: %s", i+1, total, f.Summary())
-			s.done = append(s.done, steps.Fact{Name: fmt.Sprintf("stage %d (%s)", i+1, w), Value: f.Summary()})
 			return steps.Check{}, false, nil
 		}
 	}
@@ -455,7 +453,13 @@ func (s *shift) finish(ctx context.Context) (steps.Check, error) {
 		return vc, nil
 	}
 	c.Facts = append(c.Facts, steps.Fact{Name: "weights", Value: Split(100).String() + " (" + s.b.Kind() + ")"})
-	c.Facts = append(c.Facts, s.done...)
+	// Every stage's figures, including those judged before a pause or a
+	// restart, from the journal.
+	for i, st := range s.plan.Stages {
+		if v, ok := s.j.Get(s.k.figures(st.NewPct)); ok && v != "" {
+			c.Facts = append(c.Facts, steps.Fact{Name: fmt.Sprintf("stage %d (%s)", i+1, Split(st.NewPct)), Value: v})
+		}
+	}
 	if mv.Manual != "" {
 		c.Facts = append(c.Facts, steps.Fact{Name: "next", Value: mv.Manual})
 		s.line("all traffic on the new generation; to do before decommissioning: %s", mv.Manual)
