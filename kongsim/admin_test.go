@@ -149,3 +149,50 @@ func TestMigrationsUnrecorded(t *testing.T) {
 		t.Errorf("finish --force: %d %q", code, out.String())
 	}
 }
+
+// TestMigrationsMutex runs two 1.0.3 `up` at once on a 0.14 database: the
+// `migrations` lock lets one run; the other waits and aborts (or, if it
+// came late, meets the pending migrations). locks is empty afterwards.
+func TestMigrationsMutex(t *testing.T) {
+	k := newTestKong(t)
+	k.mustMigrate(V0141, "up", "67 migrations ran")
+	type result struct {
+		code     int
+		out, err string
+	}
+	results := make(chan result, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			var out, errb strings.Builder
+			code := Migrate(k.ctx, MigrateOptions{Version: V103, DSN: k.dsn}, "up", &out, &errb)
+			results <- result{code, out.String(), errb.String()}
+		}()
+	}
+	ran := 0
+	for i := 0; i < 2; i++ {
+		r := <-results
+		switch {
+		case r.code == 0 && strings.Contains(r.out, "22 migrations processed"):
+			ran++
+		case r.code == 0 && strings.Contains(r.out, "aborted: another node is performing database changes"):
+		case r.code == 1 && strings.Contains(r.err, "database has pending migrations"):
+		default:
+			t.Errorf("unexpected outcome: exit %d, stdout %q, stderr %q", r.code, r.out, r.err)
+		}
+	}
+	if ran != 1 {
+		t.Fatalf("%d runs migrated, want exactly 1", ran)
+	}
+	if code, _, _ := k.migrate(V103, "list", nil); code != 4 {
+		t.Fatalf("list after the race: exit %d, want 4", code)
+	}
+	pool, err := openPool(k.ctx, k.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var locks int
+	if err := pool.QueryRow(k.ctx, `SELECT count(*) FROM locks`).Scan(&locks); err != nil || locks != 0 {
+		t.Fatalf("locks rows after the runs: %d %v", locks, err)
+	}
+}

@@ -474,20 +474,82 @@ func (m *migrator) up10(ctx context.Context) int {
 			return m.o.fail("cannot run migrations: you have `api` entities in your database; please convert them to `routes` and `services` prior to migrating to Kong 1.0.")
 		}
 		m.o.out("upgrading from 0.14, bootstrapping database...")
-		if err := execScript(ctx, m.pool, sqlUp103); err != nil {
+		// schema_meta and locks first: the migrations mutex lives in locks.
+		// The advisory lock keeps two concurrent runs from racing on the
+		// catalog while both create the tables.
+		if err := execScript(ctx, m.pool, "SELECT pg_advisory_xact_lock(1013);\n"+up103Bootstrap()); err != nil {
 			return m.o.fail("[PostgreSQL error] " + err.Error())
 		}
-		return m.runUp10(ctx, map[string]metaRow{})
 	}
-	if len(st.pending) > 0 {
-		fmt.Fprint(m.o.stderr, pendingTraceback)
-		return 1
+	return m.withMutex(ctx, func() int {
+		st, err := m.state10(ctx)
+		if err != nil {
+			return m.o.fail("[PostgreSQL error] " + err.Error())
+		}
+		if len(st.pending) > 0 {
+			fmt.Fprint(m.o.stderr, pendingTraceback)
+			return 1
+		}
+		if len(st.meta) == 0 {
+			legacy, err := tableExists(ctx, m.pool, "schema_migrations")
+			if err != nil {
+				return m.o.fail("[PostgreSQL error] " + err.Error())
+			}
+			if legacy {
+				if err := execScript(ctx, m.pool, up103Rest()); err != nil {
+					return m.o.fail("[PostgreSQL error] " + err.Error())
+				}
+			}
+		}
+		if len(st.newM) == 0 {
+			m.o.out("database is already up-to-date")
+			return 0
+		}
+		return m.runUp10(ctx, st.meta)
+	})
+}
+
+const up103Marker = "-- kongsim: end of the schema bootstrap\n"
+
+func up103Bootstrap() string { return strings.SplitN(sqlUp103, up103Marker, 2)[0] }
+func up103Rest() string      { return strings.SplitN(sqlUp103, up103Marker, 2)[1] }
+
+// withMutex runs fn holding Kong 1.0's `migrations` row in locks (TTL 60 s).
+// When another run holds it, this one waits for its release and then, like
+// Kong's cluster_mutex, does nothing.
+func (m *migrator) withMutex(ctx context.Context, fn func() int) int {
+	owner := newUUID()
+	tag, err := m.pool.Exec(ctx, `INSERT INTO locks (key, owner, ttl) VALUES ('migrations', $1, now() + interval '60 seconds')
+		ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner, ttl = EXCLUDED.ttl WHERE locks.ttl < now()`, owner)
+	if err != nil {
+		return m.o.fail("[PostgreSQL error] " + err.Error())
 	}
-	if len(st.newM) == 0 {
-		m.o.out("database is already up-to-date")
-		return 0
+	if tag.RowsAffected() == 1 {
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_, _ = m.pool.Exec(rctx, `DELETE FROM locks WHERE key = 'migrations' AND owner = $1`, owner)
+		}()
+		return fn()
 	}
-	return m.runUp10(ctx, st.meta)
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for {
+		var held bool
+		if err := m.pool.QueryRow(wctx, `SELECT EXISTS (SELECT 1 FROM locks WHERE key = 'migrations' AND ttl >= now())`).Scan(&held); err != nil {
+			return m.o.fail("[PostgreSQL error] " + err.Error())
+		}
+		if !held {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			return m.o.fail("timeout")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	m.o.out("aborted: another node is performing database changes")
+	return 0
 }
 
 const pendingTraceback = `Error: [PostgreSQL error] cluster_mutex callback threw an error: <kong-src>/kong/cmd/utils/migrations.lua:139: database has pending migrations; run 'kong migrations finish'
@@ -628,6 +690,14 @@ func (m *migrator) finish10(ctx context.Context) int {
 	if st.needsBootstrap {
 		m.o.out("cannot run migrations: database not bootstrapped")
 		return 0
+	}
+	return m.withMutex(ctx, func() int { return m.runFinish10(ctx) })
+}
+
+func (m *migrator) runFinish10(ctx context.Context) int {
+	st, err := m.state10(ctx)
+	if err != nil {
+		return m.o.fail("[PostgreSQL error] " + err.Error())
 	}
 	if len(st.pending) == 0 {
 		m.o.out("no pending migrations to finish")

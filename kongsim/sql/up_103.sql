@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS public.locks (
     ttl timestamp with time zone
 );
 CREATE INDEX IF NOT EXISTS locks_ttl_idx ON public.locks USING btree (ttl);
+-- kongsim: end of the schema bootstrap
 CREATE TABLE IF NOT EXISTS public.cluster_ca (
     pk boolean NOT NULL PRIMARY KEY,
     key text NOT NULL,
