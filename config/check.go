@@ -73,6 +73,7 @@ func (c *Config) CheckEnv(lookup func(string) (string, bool)) Problems {
 	k := &checker{lookup: lookup}
 	k.store(c.Store)
 	k.admin(c.Admin)
+	k.httpListen(c.HTTP, c.Admin)
 	k.slack(c.Slack)
 	k.channels(c.Channels)
 	k.who("starters", c.Starters, false)
@@ -149,6 +150,19 @@ func (k *checker) admin(a AdminConfig) {
 		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 			k.add("admin.listen", "%q is not a loopback address; the admin endpoint has no authentication", a.Listen)
 		}
+	}
+}
+
+func (k *checker) httpListen(h HTTPConfig, a AdminConfig) {
+	if h.Listen == "" {
+		return
+	}
+	if _, port, err := net.SplitHostPort(h.Listen); err != nil || port == "" {
+		k.add("http.listen", "%q is not host:port (e.g. :8080)", h.Listen)
+		return
+	}
+	if h.Listen == a.Listen {
+		k.add("http.listen", "%q is also admin.listen; the admin endpoint needs its own loopback address", h.Listen)
 	}
 }
 
@@ -472,6 +486,9 @@ func (k *checker) traffic(p string, g *Gateway) {
 			k.add(p+".exec.timeout", "must be positive")
 		}
 	case "manual":
+		if t.Front == nil {
+			k.add(p+".front", "missing: the manual backend verifies each move through the load balancer, so it needs front.url")
+		}
 	default:
 		k.add(p+".backend", "%q is not haproxy, exec or manual", t.Backend)
 	}
@@ -480,6 +497,16 @@ func (k *checker) traffic(p string, g *Gateway) {
 	}
 	if t.Exec != nil && t.Backend != "exec" {
 		k.add(p+".exec", "is set but backend is %q", t.Backend)
+	}
+	if f := t.Front; f != nil {
+		if f.URL == "" {
+			k.add(p+".front.url", "missing: the URL clients use, through the load balancer")
+		} else {
+			k.url(p+".front.url", f.URL)
+		}
+		if f.Requests < 1 || f.Requests > 10000 {
+			k.add(p+".front.requests", "must be 1 to 10000, got %d", f.Requests)
+		}
 	}
 	last := 0
 	for i, s := range t.Stages {

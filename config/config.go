@@ -23,6 +23,7 @@ import (
 type Config struct {
 	Store         StoreConfig             `yaml:"store"`
 	Admin         AdminConfig             `yaml:"admin"`
+	HTTP          HTTPConfig              `yaml:"http"`
 	Slack         SlackConfig             `yaml:"slack"`
 	Channels      Channels                `yaml:"channels"`
 	Starters      Who                     `yaml:"starters"`
@@ -43,6 +44,14 @@ type StoreConfig struct {
 // the CLI while the bot holds the store). It has no authentication, so it
 // must listen on a loopback address.
 type AdminConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// HTTPConfig is the bot's operational listener: /healthz, /readyz and
+// /metrics (and, in Slack HTTP mode when slack.listen is the same address,
+// Slack's requests too). Empty Listen: no such listener in Socket Mode; in
+// HTTP mode the probes and metrics are served on slack.listen.
+type HTTPConfig struct {
 	Listen string `yaml:"listen"`
 }
 
@@ -176,6 +185,11 @@ type Traffic struct {
 	Backend string   `yaml:"backend"` // haproxy | exec | manual
 	HAProxy *HAProxy `yaml:"haproxy"`
 	Exec    *Exec    `yaml:"exec"`
+	// Front is where clients reach the gateway (the load balancer): the
+	// manual backend (required) and the exec backend (optional) verify a
+	// split by counting which Kong version answers there, and the smoke
+	// probes without a generation are sent there while a stage bakes.
+	Front *Front `yaml:"front"`
 	// Stages of hop 2's gradual shift, in order; the last is 100 %.
 	Stages []Stage `yaml:"stages"`
 	Gates  Gates   `yaml:"gates"`
@@ -191,21 +205,39 @@ type HAProxy struct {
 	Timeout time.Duration       `yaml:"timeout"`
 }
 
-// Exec runs the user's own script to move traffic.
+// Exec runs the user's own script to move traffic. The bot appends the
+// action: `<argv> shift OLD_PCT NEW_PCT`, `<argv> health` (when Health),
+// `<argv> drain` and `<argv> undrain` (when Drain).
 type Exec struct {
 	// Argv elements are Go templates over ExecVars; never a shell string.
 	Argv    []string      `yaml:"argv"`
 	Timeout time.Duration `yaml:"timeout"`
+	// Health: the script answers `health` with a JSON health report
+	// (counters per generation, optionally the weights).
+	Health bool `yaml:"health"`
+	// Drain: the script answers `drain` and `undrain`; without it the old
+	// generation is taken out by setting its share to 0.
+	Drain bool `yaml:"drain"`
 }
 
-// ExecVars are the placeholders of Exec.Argv.
+// ExecVars are the placeholders of Exec.Argv, fixed for one hop.
 type ExecVars struct {
-	Action        string // set-weights | verify | stats | drain | undrain | decommissioned
 	Gateway       string
 	OldGeneration string
 	NewGeneration string
-	OldPercent    int
-	NewPercent    int
+}
+
+// Front is the gateway's public entry point, through the load balancer.
+type Front struct {
+	URL string `yaml:"url"`
+	// Host header and other headers sent with each request.
+	Host    string            `yaml:"host"`
+	Headers map[string]string `yaml:"headers"`
+	// Requests per verification (default 60).
+	Requests int `yaml:"requests"`
+	// Where names the load balancer in manual instructions ("the F5 pool
+	// kong-prod"); default "the load balancer".
+	Where string `yaml:"where"`
 }
 
 // Stage is one step of a gradual shift.
@@ -340,6 +372,9 @@ func (c *Config) applyDefaults() {
 		}
 		if tr.Exec != nil && tr.Exec.Timeout == 0 {
 			tr.Exec.Timeout = 2 * time.Minute
+		}
+		if tr.Front != nil && tr.Front.Requests == 0 {
+			tr.Front.Requests = 60
 		}
 		if tr.Gates.Max5xxRatio == 0 {
 			tr.Gates.Max5xxRatio = 0.01

@@ -89,7 +89,10 @@ gateways:
         nodes: [{name: b, admin_url: "http://h2:8001", proxy_url: "http://h2:8000"}]
     migrations:
       "0.14.1": {argv: [kong, migrations, "{{.Verb}}", -c, "{{.Config}}"], config: /etc/kong.conf}
+    traffic: {front: {url: "http://lb:8000/status"}}
 `
+
+const minimalTraffic = "    traffic: {front: {url: \"http://lb:8000/status\"}}\n"
 
 var minimalEnv = map[string]string{"BOT": "xoxb", "APP": "xapp", "DSN": "host=localhost dbname=kong password=pw"}
 
@@ -135,7 +138,18 @@ func TestCheckReportsEveryProblemWithItsPath(t *testing.T) {
 		{"http mode needs a signing secret", func(s string) string {
 			return strings.Replace(s, "mode: socket", "mode: http, signing_secret_env: SIGN", 1)
 		}, nil, []string{"slack.signing_secret_env: environment variable SIGN is not set", "slack.listen: \"\" is not host:port"}, ""},
+		{"manual backend without a front", func(s string) string {
+			return strings.Replace(s, minimalTraffic, "", 1)
+		}, nil, []string{"gateways[0].traffic.front: missing: the manual backend verifies each move"}, ""},
+		{"bad front and http listener", func(s string) string {
+			s = strings.Replace(s, `url: "http://lb:8000/status"`, `url: "lb:8000", requests: -1`, 1)
+			return strings.Replace(s, "channels:", "http: {listen: \"8080\"}\nchannels:", 1)
+		}, nil, []string{`http.listen: "8080" is not host:port`, `gateways[0].traffic.front.url: "lb:8000" is not a URL`, "gateways[0].traffic.front.requests: must be 1 to 10000, got -1"}, ""},
+		{"exec hook with a per-call placeholder", func(s string) string {
+			return strings.Replace(s, minimalTraffic, "    traffic: {backend: exec, exec: {argv: [/bin/move, \"{{.NewPercent}}\"]}}\n", 1)
+		}, nil, []string{`gateways[0].traffic.exec.argv[1]: bad placeholder`}, ""},
 		{"traffic problems", func(s string) string {
+			s = strings.Replace(s, minimalTraffic, "", 1)
 			return s + `    traffic:
       backend: haproxy
       haproxy: {runtime_api: "nowhere", servers: {"0.13.1": [old], "9.9.9": []}}
