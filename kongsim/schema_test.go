@@ -127,3 +127,92 @@ func TestSchemaMatchesRecordedDumps(t *testing.T) {
 		t.Errorf("after 1.0.3 bootstrap:\n  %s", strings.Join(d, "\n  "))
 	}
 }
+
+// tsvRows reads a recorded `SELECT *` dump as header → value maps; an empty
+// field is NULL.
+func tsvRows(t *testing.T, path string) []map[string]*string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	head := strings.Split(lines[0], "\t")
+	var out []map[string]*string
+	for _, l := range lines[1:] {
+		row := map[string]*string{}
+		for i, f := range strings.Split(l, "\t") {
+			if f != "" {
+				v := f
+				row[head[i]] = &v
+			} else {
+				row[head[i]] = nil
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+func (k *testKong) schemaMeta() map[string]string {
+	k.t.Helper()
+	pool, err := openPool(k.ctx, k.dsn)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	defer pool.Close()
+	rows, err := pool.Query(k.ctx, `SELECT subsystem, coalesce(last_executed, 'NULL'), coalesce(executed::text, 'NULL'),
+		coalesce(pending::text, 'NULL') FROM schema_meta`)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var sub, last, ex, pe string
+		if err := rows.Scan(&sub, &last, &ex, &pe); err != nil {
+			k.t.Fatal(err)
+		}
+		out[sub] = last + " " + ex + " " + pe
+	}
+	return out
+}
+
+func recordedMeta(t *testing.T, path string) map[string]string {
+	out := map[string]string{}
+	for _, r := range tsvRows(t, path) {
+		val := func(k string) string {
+			if r[k] == nil {
+				return "NULL"
+			}
+			return *r[k]
+		}
+		out[val("subsystem")] = val("last_executed") + " " + val("executed") + " " + val("pending")
+	}
+	return out
+}
+
+// TestSchemaMetaMatchesRecording checks the 1.0 bookkeeping rows, NULL
+// versus '{}' pending included, after up, finish and a fresh bootstrap.
+func TestSchemaMetaMatchesRecording(t *testing.T) {
+	dir := fixturesDir(t)
+	k := newTestKong(t)
+	k.mustMigrate(V0141, "up", "67 migrations ran")
+	for _, s := range []struct{ cmd, tsv string }{
+		{"up", "stage4-1.0.3-upgrade/db/after-up/schema_meta.tsv"},
+		{"finish", "stage4-1.0.3-upgrade/db/after-finish/schema_meta.tsv"},
+	} {
+		if code, _, errOut := k.migrate(V103, s.cmd, nil); code != 0 {
+			t.Fatalf("%s: %s", s.cmd, errOut)
+		}
+		want, got := recordedMeta(t, filepath.Join(dir, s.tsv)), k.schemaMeta()
+		if mustJSON(want) != mustJSON(got) {
+			t.Errorf("schema_meta after %s:\n got  %v\n want %v", s.cmd, got, want)
+		}
+	}
+	fresh := newTestKong(t)
+	fresh.mustMigrate(V103, "bootstrap", "22 executed")
+	if want, got := recordedMeta(t, filepath.Join(dir, "stage5-1.0.3-bootstrap/db/schema_meta.tsv")), fresh.schemaMeta(); mustJSON(want) != mustJSON(got) {
+		t.Errorf("schema_meta after bootstrap:\n got  %v\n want %v", got, want)
+	}
+}
