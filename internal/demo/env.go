@@ -113,9 +113,9 @@ type Env struct {
 
 	closeOnce sync.Once
 	// ctx lives until Close: nodes and background work run under it.
-	ctx       context.Context
-	cancel    context.CancelFunc
-	bg        sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
 }
 
 // StartEnv brings the environment up. On error everything started so far is
