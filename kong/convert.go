@@ -236,6 +236,7 @@ func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, ite
 	}
 	conc := g.cfg.Conversion.Concurrency
 	phase := func(f func(ctx context.Context, it *planItem) error) {
+		defer func(t time.Time) { g.log.Debug("conversion phase", "apis", len(todo), "took", time.Since(t)) }(time.Now())
 		_ = parallel(ctx, len(todo), conc, func(ctx context.Context, i int) error {
 			it := todo[i]
 			mu.Lock()
@@ -474,7 +475,7 @@ func (g *gateway) createRoutePlugin(ctx context.Context, a *admin, rid string, p
 }
 
 // VerifyConversion checks, for every API this run converted, that its
-// Route still exists and that every running 0.x proxy answers its probe
+// Route still exists and that every running proxy answers its probe
 // with the API's status.
 func (c *Client) VerifyConversion(ctx context.Context, gateway string, j steps.Journal) (steps.Check, error) {
 	g, err := c.gateway(gateway)

@@ -3,6 +3,7 @@ package kong
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -16,9 +17,19 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkConvert -benchtime 1x ./kong/
 func BenchmarkConvert(b *testing.B) {
-	for _, bc := range []struct {
+	cases := []struct {
 		apis, concurrency int
-	}{{10000, 16}, {1000, 1}} {
+	}{{10000, 16}, {1000, 1}}
+	// KONG_BENCH_APIS=n:c runs one other size, for profiling.
+	if v := os.Getenv("KONG_BENCH_APIS"); v != "" {
+		var n, k int
+		if _, err := fmt.Sscanf(v, "%d:%d", &n, &k); err != nil {
+			b.Fatalf("KONG_BENCH_APIS=%q: want n:concurrency", v)
+		}
+		cases = cases[:1]
+		cases[0].apis, cases[0].concurrency = n, k
+	}
+	for _, bc := range cases {
 		b.Run(fmt.Sprintf("apis=%d/concurrency=%d", bc.apis, bc.concurrency), func(b *testing.B) {
 			var total time.Duration
 			for i := 0; i < b.N; i++ {

@@ -109,14 +109,10 @@ func writeParts(t testing.TB, path string, p archiveParts) {
 	gz.Close()
 }
 
-// buildKongsim builds `kongsim` (cmd/kongsim) into a temporary directory;
-// until that command exists, the forwarding stand-in internal/kongsimcli.
+// buildKongsim builds `kongsim` (cmd/kongsim) into a temporary directory.
 func buildKongsim(t testing.TB) string {
 	t.Helper()
 	pkg := "../cmd/kongsim"
-	if _, err := os.Stat(filepath.Join(pkg, "main.go")); err != nil {
-		pkg = "./internal/kongsimcli"
-	}
 	bin := filepath.Join(t.TempDir(), "kongsim")
 	out, err := osexec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 	if err != nil {
