@@ -300,7 +300,7 @@ func (n *Node) deleteService(ctx context.Context, key string) (int, any, error) 
 	if err != nil {
 		return 0, nil, err
 	}
-	_, err = n.pool.Exec(ctx, `DELETE FROM services WHERE id = $1`, sv.ID)
+	keys, err := n.deleteWithPlugins(ctx, "services", "service_id", sv.ID)
 	if code, _ := pgCode(err); code == "23503" {
 		return 0, nil, n.newDAOError(http.StatusBadRequest, 4, "foreign key violation",
 			"an existing 'routes' entity references this 'services' entity", map[string]any{"@referenced_by": "routes"})
@@ -308,8 +308,33 @@ func (n *Node) deleteService(ctx context.Context, key string) (int, any, error) 
 	if err != nil {
 		return 0, nil, fmt.Errorf("deleting service: %w", err)
 	}
-	n.broadcast(ctx, "router:version")
+	n.broadcast(ctx, append(keys, "router:version")...)
 	return http.StatusNoContent, nil, nil
+}
+
+// deleteWithPlugins deletes one row and returns the cache keys of the
+// plugins the foreign-key cascade removed with it, for their invalidation.
+func (n *Node) deleteWithPlugins(ctx context.Context, table, fkCol, id string) ([]string, error) {
+	rows, err := n.pool.Query(ctx, `WITH p AS (SELECT name, coalesce(route_id::text, '') AS r, coalesce(service_id::text, '') AS s,
+			coalesce(consumer_id::text, '') AS c, coalesce(api_id::text, '') AS a FROM plugins WHERE `+fkCol+` = $1),
+		d AS (DELETE FROM `+table+` WHERE id = $1)
+		SELECT name, r, s, c, a FROM p`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var p Plugin
+		if err := rows.Scan(&p.Name, &p.RouteID, &p.ServiceID, &p.ConsumerID, &p.APIID); err != nil {
+			return nil, err
+		}
+		keys = append(keys, pluginCacheKey(p))
+	}
+	if len(keys) > 0 && n.version.Is10() {
+		keys = append(keys, "plugins_map:version")
+	}
+	return keys, rows.Err()
 }
 
 // ---- routes ----
@@ -357,10 +382,11 @@ func (n *Node) routeRoutes(ctx context.Context, q *adminReq) (int, any, error) {
 			if err != nil {
 				return 0, nil, err
 			}
-			if _, err := n.pool.Exec(ctx, `DELETE FROM routes WHERE id = $1`, r.ID); err != nil {
+			keys, err := n.deleteWithPlugins(ctx, "routes", "route_id", r.ID)
+			if err != nil {
 				return 0, nil, fmt.Errorf("deleting route: %w", err)
 			}
-			n.broadcast(ctx, "router:version")
+			n.broadcast(ctx, append(keys, "router:version")...)
 			return http.StatusNoContent, nil, nil
 		}
 		return 0, nil, errMethod

@@ -367,3 +367,28 @@ func TestNodeCache(t *testing.T) {
 		t.Fatalf("node lost its cached APIs when the table went away: %v %v", v.APIs(), err)
 	}
 }
+
+// TestCascadeInvalidation: deleting a route or service removes its plugins
+// through the foreign-key cascade; the nodes must drop them too.
+func TestCascadeInvalidation(t *testing.T) {
+	for _, v := range []Version{V0141, V103} {
+		t.Run(string(v), func(t *testing.T) {
+			k := newTestKong(t)
+			if v.Is10() {
+				k.mustMigrate(v, "bootstrap", "22 executed")
+			} else {
+				k.mustMigrate(v, "up", "67 migrations ran")
+			}
+			a, b := k.start(v), k.start(v)
+			k.call(a, "POST", "/services", map[string]any{"name": "s", "url": "http://127.0.0.1:15555"}, 201)
+			rt := k.call(a, "POST", "/services/s/routes", map[string]any{"paths": []string{"/s"}}, 201)
+			k.call(a, "POST", "/routes/"+rt["id"].(string)+"/plugins", map[string]any{"name": "key-auth"}, 201)
+			k.eventually("node b runs the route's key-auth", func() bool { _, ok := viewPlugin(t, b, "key-auth"); return ok })
+			k.call(a, "DELETE", "/routes/"+rt["id"].(string), nil, 204)
+			if _, ok := viewPlugin(t, a, "key-auth"); ok {
+				t.Fatal("node a still runs the plugin of its deleted route")
+			}
+			k.eventually("node b drops the cascaded plugin", func() bool { _, ok := viewPlugin(t, b, "key-auth"); return !ok })
+		})
+	}
+}
