@@ -61,6 +61,19 @@ func TestEnvUpAndDown(t *testing.T) {
 				t.Fatal("the refusal is not kept on the node")
 			}
 
+			// The bot's config for this environment passes config's checks.
+			bc, err := e.WriteConfig(t.TempDir(), BotOptions{Migrations: []string{"/bin/false"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantBackend := map[bool]string{false: "haproxy", true: "manual"}[tc.noHAProxy]
+			if got := bc.Config.Gateways[0].Traffic.Backend; got != wantBackend {
+				t.Errorf("traffic backend %q, want %q", got, wantBackend)
+			}
+			if st := bc.Config.Gateways[0].Traffic.Stages; len(st) != 4 || st[0].Bake != 10*time.Second {
+				t.Errorf("stages read back as %+v", st)
+			}
+
 			var addrs []string
 			for _, v := range Versions {
 				for _, n := range e.Nodes(v) {
