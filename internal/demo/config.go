@@ -129,11 +129,11 @@ func (e *Env) WriteConfig(dir string, o BotOptions) (BotConfig, error) {
 		g.Traffic.Front.Where = "your load balancer (the demo has none: HAProxy is not installed)"
 	}
 	cfg := &config.Config{
-		Store: config.StoreConfig{Path: filepath.Join(dir, "kongbot.db"), OpenTimeout: 5 * time.Second},
-		Admin: config.AdminConfig{Listen: o.AdminAddr},
-		HTTP:  config.HTTPConfig{Listen: o.HTTPAddr},
-		Slack: config.SlackConfig{Mode: "socket", BotTokenEnv: EnvBotToken, AppTokenEnv: EnvAppToken, APIURL: e.Slack.APIURL()},
-		Channels: config.Channels{Runs: localslack.ChannelID},
+		Store:     config.StoreConfig{Path: filepath.Join(dir, "kongbot.db"), OpenTimeout: 5 * time.Second},
+		Admin:     config.AdminConfig{Listen: o.AdminAddr},
+		HTTP:      config.HTTPConfig{Listen: o.HTTPAddr},
+		Slack:     config.SlackConfig{Mode: "socket", BotTokenEnv: EnvBotToken, AppTokenEnv: EnvAppToken, APIURL: e.Slack.APIURL()},
+		Channels:  config.Channels{Runs: localslack.ChannelID},
 		Approvers: config.Who{UserGroups: []string{localslack.LeadsGroupID}},
 		Timers: config.Timers{ApprovalReminder: 30 * time.Minute, ApprovalExpiry: 24 * time.Hour,
 			ManualReminder: o.ManualReminder, HealthWatchInterval: 30 * time.Second},
