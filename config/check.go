@@ -74,6 +74,11 @@ func (c *Config) CheckEnv(lookup func(string) (string, bool)) Problems {
 	k.store(c.Store)
 	k.admin(c.Admin)
 	k.httpListen(c.HTTP, c.Admin)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		k.add("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
 	k.slack(c.Slack)
 	k.channels(c.Channels)
 	k.who("starters", c.Starters, false)
@@ -157,11 +162,12 @@ func (k *checker) httpListen(h HTTPConfig, a AdminConfig) {
 	if h.Listen == "" {
 		return
 	}
-	if _, port, err := net.SplitHostPort(h.Listen); err != nil || port == "" {
+	_, port, err := net.SplitHostPort(h.Listen)
+	if err != nil || port == "" {
 		k.add("http.listen", "%q is not host:port (e.g. :8080)", h.Listen)
 		return
 	}
-	if h.Listen == a.Listen {
+	if h.Listen == a.Listen && port != "0" { // port 0: each gets its own free port
 		k.add("http.listen", "%q is also admin.listen; the admin endpoint needs its own loopback address", h.Listen)
 	}
 }
@@ -246,6 +252,7 @@ func (k *checker) timers(t Timers) {
 		{"timers.approval_expiry", t.ApprovalExpiry},
 		{"timers.manual_reminder", t.ManualReminder},
 		{"timers.health_watch_interval", t.HealthWatchInterval},
+		{"timers.schedule_grace", t.ScheduleGrace},
 	} {
 		if d.v <= 0 {
 			k.add(d.path, "must be positive, got %s", d.v)

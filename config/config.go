@@ -24,6 +24,7 @@ type Config struct {
 	Store         StoreConfig             `yaml:"store"`
 	Admin         AdminConfig             `yaml:"admin"`
 	HTTP          HTTPConfig              `yaml:"http"`
+	Log           LogConfig               `yaml:"log"`
 	Slack         SlackConfig             `yaml:"slack"`
 	Channels      Channels                `yaml:"channels"`
 	Starters      Who                     `yaml:"starters"`
@@ -53,6 +54,12 @@ type AdminConfig struct {
 // HTTP mode the probes and metrics are served on slack.listen.
 type HTTPConfig struct {
 	Listen string `yaml:"listen"`
+}
+
+// LogConfig sets the bot's log level: debug, info (default), warn or error.
+// `kongbot serve --log-level` overrides it.
+type LogConfig struct {
+	Level string `yaml:"level"`
 }
 
 // SlackConfig says how the bot talks to Slack. Tokens come from the named
@@ -97,6 +104,10 @@ type Timers struct {
 	ManualReminder      time.Duration `yaml:"manual_reminder"`
 	HealthWatchInterval time.Duration `yaml:"health_watch_interval"`
 	Digest              string        `yaml:"digest"` // cron spec
+	// ScheduleGrace is how late a scheduled upgrade (or the digest) may
+	// still start after the bot was down when it came due; later, it is
+	// skipped with a note.
+	ScheduleGrace time.Duration `yaml:"schedule_grace"`
 }
 
 // ChangeWindow is a recurring period in which scheduled runs may start.
@@ -315,6 +326,9 @@ func (c *Config) applyDefaults() {
 	if c.Slack.Mode == "" {
 		c.Slack.Mode = "socket"
 	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
 	if c.ApprovalRules == nil {
 		c.ApprovalRules = map[string]ApprovalRule{}
 	}
@@ -335,6 +349,9 @@ func (c *Config) applyDefaults() {
 	}
 	if t.HealthWatchInterval == 0 {
 		t.HealthWatchInterval = 30 * time.Second
+	}
+	if t.ScheduleGrace == 0 {
+		t.ScheduleGrace = 30 * time.Minute
 	}
 	for i := range c.Gateways {
 		g := &c.Gateways[i]

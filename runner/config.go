@@ -22,5 +22,6 @@ func RulesFromConfig(c *config.Config) steps.ApprovalRules {
 		Irreversible: rule("irreversible"),
 		RemindAfter:  c.Timers.ApprovalReminder,
 		PollManual:   c.Timers.ManualReminder,
+		ExpireAfter:  c.Timers.ApprovalExpiry,
 	}.Normalize()
 }

@@ -150,17 +150,22 @@ func (m *machine) enter(i int) {
 		return
 	}
 	if m.needsApproval(def) {
-		st.Status = StepAwaitingApproval
-		m.r.Status = RunAwaitingApproval
-		m.post(MsgApprovalRequest, st.ID)
-		m.timer(st.ID, m.rules.RemindAfter)
+		m.askApproval(st)
 		return
 	}
 	m.begin(st, def)
 }
 
-// begin starts a step whose approval (if any) is in place.
+// begin starts a step whose approval (if any) is in place, unless it must
+// wait for its change window (window.go).
 func (m *machine) begin(st *StepState, def Step) {
+	if m.waitForWindow(st, def) {
+		return
+	}
+	m.beginNow(st, def)
+}
+
+func (m *machine) beginNow(st *StepState, def Step) {
 	st.StartedAt = m.now
 	if def.Kind == KindManual {
 		st.Status = StepWaitingManual
@@ -417,12 +422,15 @@ func (m *machine) retry(ev Event) error {
 	if m.r.Status != RunFailed {
 		return m.staleDecision(ev.Step, "failed")
 	}
-	st, _, err := m.current(ev.Step, "failed")
+	st, def, err := m.current(ev.Step, "failed")
 	if err != nil {
 		return err
 	}
 	if st.Status != StepFailed {
 		return fmt.Errorf("%w: step %s is %s, not failed", ErrStale, st.ID, st.Status)
+	}
+	if m.waitForWindow(st, def) {
+		return nil
 	}
 	m.execute(st)
 	return nil
@@ -600,10 +608,13 @@ func (m *machine) resume() error {
 		return nil
 	case RunAwaitingApproval:
 		m.post(MsgApprovalRequest, m.r.Current)
-		m.timer(m.r.Current, m.rules.RemindAfter)
+		if st, ok := m.r.Step(m.r.Current); ok {
+			m.approvalTimer(st)
+		}
 		return nil
 	case RunPaused:
 		m.post(MsgPaused, m.r.Current)
+		m.resumeOwnPause()
 		return nil
 	case RunWaitingManual:
 		st, def, err := m.current("", "waiting")
@@ -649,15 +660,17 @@ func (m *machine) timerFired(ev Event) error {
 	if ev.Token != m.r.TimerToken {
 		return fmt.Errorf("%w: timer %d superseded by %d", ErrStale, ev.Token, m.r.TimerToken)
 	}
-	st, _, err := m.current(ev.Step, "waiting")
+	st, def, err := m.current(ev.Step, "waiting")
 	if err != nil {
 		return err
 	}
+	switch {
+	case pausedFor(st, PauseWindow):
+		return m.windowTimer(st, def)
+	}
 	switch st.Status {
 	case StepAwaitingApproval:
-		m.post(MsgReminder, st.ID)
-		m.timer(st.ID, m.rules.RemindAfter)
-		return nil
+		return m.approvalTimerFired(st)
 	case StepWaitingManual:
 		m.emit(Effect{Kind: EffVerify, Step: st.ID})
 		return nil
@@ -701,6 +714,9 @@ func (m *machine) answer(ev Event) error {
 	}
 	if !slices.Contains(p.Choices, ev.Answer) {
 		return fmt.Errorf("%w: %q is not an answer to %q", ErrInvalidEvent, ev.Answer, p.Message)
+	}
+	if handled, err := m.ownPause(st, p, ev); handled {
+		return err
 	}
 	if !ev.Eligible {
 		return fmt.Errorf("%w: %s may not answer for %s", ErrNotEligible, ev.User, st.ID)

@@ -23,6 +23,12 @@ type ApprovalRules struct {
 	// PollManual is how often a manual step that is not yet verified is
 	// checked again.
 	PollManual time.Duration `json:"poll_manual" yaml:"poll_manual"`
+	// ExpireAfter is how long an approval request stays open; 0: forever.
+	// An expired request pauses the run with a re-request button.
+	ExpireAfter time.Duration `json:"expire_after,omitempty" yaml:"expire_after"`
+	// Windows, when set, holds high and irreversible steps until a change
+	// window is open for the run's gateway (window.go).
+	Windows WindowGate `json:"-" yaml:"-"`
 }
 
 // DefaultRules: normal = 1 approver; high = 1 approver who is not the

@@ -61,6 +61,10 @@ type StepState struct {
 	DoneBy     string    `json:"done_by,omitempty"`     // who pressed Done (manual)
 	SkippedBy  string    `json:"skipped_by,omitempty"`  // who skipped, or "plan" for SkipWhen
 	SkipReason string    `json:"skip_reason,omitempty"` // why
+	// AskedAt is when the step's approval was (last) requested, and
+	// RemindedAt when the approvers were last reminded (expiry.go).
+	AskedAt    time.Time `json:"asked_at,omitzero"`
+	RemindedAt time.Time `json:"reminded_at,omitzero"`
 }
 
 // Approval is one approver's yes for a step (or the group it leads).

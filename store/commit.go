@@ -55,6 +55,8 @@ type Change struct {
 	// Schedules to create or replace, and schedule IDs to delete.
 	PutSchedules    []Schedule
 	DeleteSchedules []string
+	// State keys to write (state.go); a nil Value deletes the key.
+	State []StateEntry
 }
 
 // Committed is what Commit wrote, with the fields the store assigned
@@ -149,6 +151,11 @@ func (s *Store) Commit(ctx context.Context, ch Change) (Committed, error) {
 		}
 		for _, id := range ch.DeleteSchedules {
 			if err := deleteSchedule(tx, id); err != nil {
+				return err
+			}
+		}
+		for _, e := range ch.State {
+			if err := putState(tx, e); err != nil {
 				return err
 			}
 		}

@@ -23,6 +23,13 @@ type Schedule struct {
 	Channel   string    `json:"channel,omitempty"`
 	// LastRun is the run the schedule last started.
 	LastRun string `json:"last_run,omitempty"`
+	// State is "" while the schedule waits for NextDue; a one-shot schedule
+	// ends "started", "missed" (due while the bot was down, past the grace
+	// period) or "failed" (the run could not be opened).
+	State string `json:"state,omitempty"`
+	// LastDue is the due time last handled and Note what happened then.
+	LastDue time.Time `json:"last_due,omitzero"`
+	Note    string    `json:"note,omitempty"`
 }
 
 func putSchedule(tx *bolt.Tx, sc Schedule, now time.Time) error {
