@@ -10,6 +10,7 @@ import (
 	"github.com/kongbot/kongbot/localslack"
 	"github.com/kongbot/kongbot/localslack/browser"
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
 )
 
 var screenshotOut = flag.String("screenshot", "", "also write the browser test's approval screenshot here (docs/img/localslack.png for the README)")
@@ -130,6 +131,60 @@ func TestBrowserCommandAndConfirmedApproval(t *testing.T) {
 		return m && m.textContent.includes("Approved by @liam") && !m.querySelector("[data-action-id]"); })()`, stepTS))
 	page.Screenshot("approved.png")
 
+	// Reject with a reason: the bot opens a modal; an empty reason is
+	// refused with a field error, a given one closes it.
+	bot.mu.Lock()
+	bot.onEvent = func(evt socketmode.Event) any {
+		ic, ok := evt.Data.(slack.InteractionCallback)
+		switch {
+		case !ok:
+		case ic.Type == slack.InteractionTypeBlockActions && ic.ActionCallback.BlockActions[0].ActionID == "step_reject":
+			_, err := api.OpenViewContext(tctx, ic.TriggerID, slack.ModalViewRequest{
+				Type: slack.VTModal, Title: plain("Reject step 5"), Submit: plain("Reject"), Close: plain("Cancel"), CallbackID: "reject_reason",
+				Blocks: slack.Blocks{BlockSet: []slack.Block{
+					slack.NewSectionBlock(md("Run *r42* stops before `kong migrations finish`."), nil, nil),
+					slack.NewInputBlock("reason", plain("Reason"), nil, slack.NewPlainTextInputBlockElement(plain("why?"), "reason_input").WithMultiline(true)),
+				}}})
+			if err != nil {
+				t.Errorf("views.open: %v", err)
+			}
+		case ic.Type == slack.InteractionTypeViewSubmission && ic.View.State.Values["reason"]["reason_input"].Value == "":
+			return slack.NewErrorsViewSubmissionResponse(map[string]string{"reason": "Say why you reject it"})
+		}
+		return nil
+	}
+	bot.mu.Unlock()
+	_, step5, err := api.PostMessageContext(tctx, localslack.ChannelID, slack.MsgOptionText("Step 5 awaits approval", false),
+		slack.MsgOptionTS(parent), slack.MsgOptionBlocks(approvalStepBlocks("r42:5:ab12cd")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.ActAs(localslack.Lead2ID)
+	page.OpenThread(parent)
+	page.ClickButton(step5, "step_reject")
+	page.Confirm()
+	if title := page.ModalTitle(); title != "Reject step 5" {
+		t.Errorf("modal title %q", title)
+	}
+	page.ModalSubmit()
+	page.WaitText("Say why you reject it")
+	page.ModalType("reason", "reason_input", "backup is 3 days old")
+	page.Screenshot("reject-modal.png")
+	page.ModalSubmit()
+	page.WaitJS("modal closed", `document.querySelector('[data-testid="modal"]').hidden`)
+	if _, ok := ls.OpenModal(localslack.Lead2ID); ok {
+		t.Error("modal still open")
+	}
+	_, clicks, _ = bot.snapshot()
+	if last := clicks[len(clicks)-1]; last.Type != slack.InteractionTypeViewSubmission || last.User.ID != localslack.Lead2ID ||
+		last.View.State.Values["reason"]["reason_input"].Value != "backup is 3 days old" {
+		t.Errorf("submission = %+v", last)
+	}
+	bot.mu.Lock()
+	bot.onEvent = nil
+	bot.mu.Unlock()
+	page.ActAs(localslack.Lead1ID)
+
 	// App Home: opening the tab sends app_home_opened; the view the bot
 	// publishes for this user appears without a reload.
 	page.OpenHome()
@@ -153,11 +208,12 @@ func TestBrowserCommandAndConfirmedApproval(t *testing.T) {
 	page.WaitText("Your pending approvals")
 	page.WaitJS("home button", `!!document.querySelector('[data-testid="app-home"] [data-action-id="home_open_run"]')`)
 	page.ClickButtonIn(`[data-testid="app-home"]`, "home_open_run")
-	if err := ls.WaitFor(tctx, func() bool { _, c, _ := bot.snapshot(); return len(c) == 2 }); err != nil {
+	nClicks := len(clicks)
+	if err := ls.WaitFor(tctx, func() bool { _, c, _ := bot.snapshot(); return len(c) == nClicks+1 }); err != nil {
 		t.Fatalf("no block_actions from App Home: %v", err)
 	}
-	if _, c, _ := bot.snapshot(); c[1].Container.Type != "view" || c[1].ActionCallback.BlockActions[0].Value != "r43" {
-		t.Errorf("home click = %+v", c[1].Container)
+	if _, c, _ := bot.snapshot(); c[nClicks].Container.Type != "view" || c[nClicks].ActionCallback.BlockActions[0].Value != "r43" {
+		t.Errorf("home click = %+v", c[nClicks].Container)
 	}
 	page.Screenshot("app-home.png")
 }

@@ -25,9 +25,11 @@ const (
 
 // Kinds of Delivery.
 const (
-	KindSlashCommand  = "slash_commands"
-	KindBlockActions  = "block_actions"
-	KindAppHomeOpened = "app_home_opened"
+	KindSlashCommand   = "slash_commands"
+	KindBlockActions   = "block_actions"
+	KindAppHomeOpened  = "app_home_opened"
+	KindViewSubmission = "view_submission"
+	KindViewClosed     = "view_closed"
 )
 
 var (
@@ -149,13 +151,14 @@ func (s *Server) SlashCommand(ctx context.Context, user, channel, text string, o
 	}
 	u, ch, team := s.st.users[uid], s.st.channels[cid], s.st.seed.Team
 	rt := s.newResponseTargetLocked(uid, cid, "", "", cfg.threadTS)
+	trig := s.newTriggerLocked(uid, cid)
 	s.mu.Unlock()
 
 	fields := map[string]string{
 		"token": "localslackVerificationTok", "team_id": team.ID, "team_domain": team.Domain,
 		"channel_id": cid, "channel_name": ch.Name, "user_id": uid, "user_name": u.Name,
 		"command": command, "text": args, "api_app_id": s.bot.AppID, "is_enterprise_install": "false",
-		"response_url": rt, "trigger_id": s.triggerID(),
+		"response_url": rt, "trigger_id": trig,
 	}
 	payload, _ := json.Marshal(fields)
 	form := url.Values{}
@@ -258,6 +261,7 @@ func (s *Server) Click(ctx context.Context, user, channel, messageTS, actionID, 
 	}
 	u, ch, team := s.st.users[uid], s.st.channels[cid], s.st.seed.Team
 	rt := s.newResponseTargetLocked(uid, cid, messageRef, ephTS, threadTS)
+	trig := s.newTriggerLocked(uid, cid)
 	s.mu.Unlock()
 
 	container := obj{"type": "message", "message_ts": messageTS, "channel_id": cid, "is_ephemeral": isEph}
@@ -275,7 +279,7 @@ func (s *Server) Click(ctx context.Context, user, channel, messageTS, actionID, 
 	p := obj{
 		"type": "block_actions", "user": obj{"id": uid, "username": u.Name, "name": u.Name, "team_id": team.ID},
 		"api_app_id": s.bot.AppID, "token": "localslackVerificationTok", "container": container,
-		"trigger_id": s.triggerID(), "team": obj{"id": team.ID, "domain": team.Domain},
+		"trigger_id": trig, "team": obj{"id": team.ID, "domain": team.Domain},
 		"enterprise": nil, "is_enterprise_install": false, "channel": obj{"id": cid, "name": ch.Name},
 		"state": obj{"values": obj{}}, "response_url": rt, "actions": []obj{action},
 	}
@@ -314,6 +318,7 @@ func (s *Server) ClickHome(ctx context.Context, user, actionID, value string, op
 	_ = json.Unmarshal(h.View, &viewObj)
 	viewObj["id"], viewObj["hash"], viewObj["team_id"] = h.ID, h.Hash, s.st.seed.Team.ID
 	u, team := s.st.users[uid], s.st.seed.Team
+	trig := s.newTriggerLocked(uid, "")
 	s.mu.Unlock()
 
 	action := obj{"action_id": btn.ActionID, "block_id": btn.BlockID, "type": "button", "value": btn.Value,
@@ -321,7 +326,7 @@ func (s *Server) ClickHome(ctx context.Context, user, actionID, value string, op
 	p := obj{
 		"type": "block_actions", "user": obj{"id": uid, "username": u.Name, "name": u.Name, "team_id": team.ID},
 		"api_app_id": s.bot.AppID, "token": "localslackVerificationTok",
-		"container": obj{"type": "view", "view_id": h.ID}, "trigger_id": s.triggerID(),
+		"container": obj{"type": "view", "view_id": h.ID}, "trigger_id": trig,
 		"team": obj{"id": team.ID, "domain": team.Domain}, "view": viewObj, "actions": []obj{action},
 	}
 	payload, _ := json.Marshal(p)
@@ -418,8 +423,9 @@ func (s *Server) deliverSocket(ctx context.Context, d Delivery, cfg *deliverConf
 	env := obj{"envelope_id": d.ID, "type": d.Kind, "payload": d.Payload,
 		"accepts_response_payload": d.Kind == KindSlashCommand}
 	switch d.Kind {
-	case KindBlockActions:
+	case KindBlockActions, KindViewSubmission, KindViewClosed:
 		env["type"] = "interactive"
+		env["accepts_response_payload"] = d.Kind == KindViewSubmission
 	case KindAppHomeOpened:
 		env["type"] = "events_api"
 		env["retry_attempt"], env["retry_reason"] = cfg.retryAttempt, cfg.retryReason

@@ -27,6 +27,8 @@ type smBot struct {
 	events   []slackevents.EventsAPIEvent
 	ackDelay time.Duration
 	noAck    bool
+	// onEvent, when set, runs before the ack and returns the ack payload.
+	onEvent func(socketmode.Event) any
 }
 
 func startSMBot(t *testing.T, ctx context.Context, ls *localslack.Server) *smBot {
@@ -72,7 +74,13 @@ func (b *smBot) handle(ctx context.Context, evt socketmode.Event) {
 	case socketmode.EventTypeEventsAPI:
 		b.events = append(b.events, evt.Data.(slackevents.EventsAPIEvent))
 	}
+	onEvent := b.onEvent
 	b.mu.Unlock()
+	if onEvent != nil {
+		if p := onEvent(evt); p != nil {
+			payload = p
+		}
+	}
 	if noAck {
 		return
 	}
@@ -281,5 +289,90 @@ func TestClickOnEphemeral(t *testing.T) {
 	e := ls.Ephemerals(localslack.Lead2ID)
 	if len(e) != 1 || e[0].Text != "done" || len(e[0].Blocks) != 0 {
 		t.Errorf("ephemerals = %+v", e)
+	}
+}
+
+func TestModalOpenSubmitWithErrorsThenClose(t *testing.T) {
+	now := time.Now()
+	clock := &now
+	var mu sync.Mutex
+	ls := newServer(t, localslack.Options{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return *clock }})
+	ctx := testCtx(t)
+	bot := startSMBot(t, ctx, ls)
+	var openErr error
+	var opened sync.WaitGroup
+	opened.Add(1)
+	bot.mu.Lock()
+	bot.onEvent = func(evt socketmode.Event) any {
+		ic, ok := evt.Data.(slack.InteractionCallback)
+		if !ok {
+			return nil
+		}
+		switch ic.Type {
+		case slack.InteractionTypeBlockActions: // "Reject with reason" opens a modal
+			_, openErr = bot.api.OpenViewContext(ctx, ic.TriggerID, slack.ModalViewRequest{
+				Type: slack.VTModal, Title: plain("Reject step 3"), Submit: plain("Reject"), Close: plain("Cancel"),
+				CallbackID: "reject_reason", PrivateMetadata: "r42:3",
+				Blocks: slack.Blocks{BlockSet: []slack.Block{slack.NewInputBlock("reason", plain("Reason"), nil,
+					slack.NewPlainTextInputBlockElement(plain("why?"), "reason_input"))}},
+			})
+			opened.Done()
+		case slack.InteractionTypeViewSubmission:
+			if ic.View.State.Values["reason"]["reason_input"].Value == "" {
+				return slack.NewErrorsViewSubmissionResponse(map[string]string{"reason": "Say why you reject it"})
+			}
+		}
+		return nil
+	}
+	bot.mu.Unlock()
+
+	ts := mustPost(t, ctx, bot.api)
+	if _, err := ls.Click(ctx, localslack.Lead1ID, localslack.ChannelID, ts, "step_reject", ""); err != nil {
+		t.Fatal(err)
+	}
+	opened.Wait()
+	if openErr != nil {
+		t.Fatalf("views.open: %v", openErr)
+	}
+	m, ok := ls.OpenModal(localslack.Lead1ID)
+	if !ok || !strings.Contains(string(m.View), "reject_reason") {
+		t.Fatalf("modal = %+v %v", m, ok)
+	}
+	if d, err := ls.SubmitModal(ctx, localslack.Lead1ID, map[string]map[string]string{"reason": {"reason_input": ""}}); err != nil || !d.Acked {
+		t.Fatalf("submit: %+v %v", d, err)
+	}
+	if m, ok = ls.OpenModal(localslack.Lead1ID); !ok || m.Errors["reason"] != "Say why you reject it" {
+		t.Fatalf("after a refused submit: %+v %v", m, ok)
+	}
+	if _, err := ls.SubmitModal(ctx, localslack.Lead1ID, map[string]map[string]string{"reason": {"reason_input": "pending backup"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ls.OpenModal(localslack.Lead1ID); ok {
+		t.Error("modal still open after an accepted submit")
+	}
+	_, clicks, _ := bot.snapshot()
+	last := clicks[len(clicks)-1]
+	if last.Type != slack.InteractionTypeViewSubmission || last.View.CallbackID != "reject_reason" || last.View.PrivateMetadata != "r42:3" ||
+		last.View.State.Values["reason"]["reason_input"].Value != "pending backup" || last.User.ID != localslack.Lead1ID {
+		t.Errorf("submission = %+v", last)
+	}
+
+	// A trigger_id is good for 3 seconds, once.
+	var se slack.SlackErrorResponse
+	if _, err := bot.api.OpenViewContext(ctx, clicks[0].TriggerID, slack.ModalViewRequest{Type: slack.VTModal, Title: plain("x")}); !errors.As(err, &se) || se.Err != "invalid_trigger_id" {
+		t.Errorf("reused trigger: %v", err)
+	}
+	bot.mu.Lock()
+	bot.onEvent = nil
+	bot.mu.Unlock()
+	if _, err := ls.Click(ctx, localslack.Lead1ID, localslack.ChannelID, ts, "step_reject", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, clicks, _ = bot.snapshot()
+	mu.Lock()
+	*clock = clock.Add(4 * time.Second)
+	mu.Unlock()
+	if _, err := bot.api.OpenViewContext(ctx, clicks[len(clicks)-1].TriggerID, slack.ModalViewRequest{Type: slack.VTModal, Title: plain("x")}); !errors.As(err, &se) || se.Err != "expired_trigger_id" {
+		t.Errorf("expired trigger: %v", err)
 	}
 }

@@ -102,6 +102,8 @@ type state struct {
 	faults    []*faultRule
 	faultSeq  int
 	outage    bool
+	triggers  map[string]trigger
+	modals    map[string]*Modal
 	deleted   map[string]bool
 	tickets   map[string]time.Time
 	pending   map[string]*pendingAck
@@ -127,6 +129,8 @@ func newState(seed Seed) *state {
 		homes:     map[string]*HomeView{},
 		resp:      map[string]*responseTarget{},
 		deleted:   map[string]bool{},
+		triggers:  map[string]trigger{},
+		modals:    map[string]*Modal{},
 		tickets:   map[string]time.Time{},
 		pending:   map[string]*pendingAck{},
 		delivByID: map[string]*Delivery{},

@@ -30,6 +30,7 @@ func (s *Server) uiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/message", s.uiMessage)
 	mux.HandleFunc("POST /ui/click", s.uiClick)
 	mux.HandleFunc("POST /ui/home", s.uiHome)
+	mux.HandleFunc("POST /ui/modal", s.uiModal)
 	mux.HandleFunc("GET /files/{id}", s.uiFile)
 	mux.HandleFunc("GET /avatar/{file}", s.uiAvatar)
 }
@@ -119,9 +120,12 @@ func (s *Server) uiState(w http.ResponseWriter, r *http.Request) {
 		}
 		channels = append(channels, obj{"id": c.ID, "name": c.Name, "topic": c.Topic, "messages": msgs, "threads": threads})
 	}
-	var home any
+	var home, modal any
 	if h := s.st.homes[acting]; h != nil {
 		home = h.View
+	}
+	if m := s.st.modals[acting]; m != nil {
+		modal = obj{"id": m.ID, "hash": m.Hash, "view": m.View, "errors": m.Errors}
 	}
 	files := map[string]obj{}
 	for id, f := range s.st.files {
@@ -129,7 +133,7 @@ func (s *Server) uiState(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, obj{
 		"version": s.ver, "team": s.st.seed.Team, "bot": s.st.seed.Bot, "acting": acting,
-		"users": users, "usergroups": groups, "channels": channels, "home": home, "files": files,
+		"users": users, "usergroups": groups, "channels": channels, "home": home, "modal": modal, "files": files,
 		"sockets":   len(s.socks),
 		"http_mode": s.opts.Endpoints.Commands != "" || s.opts.Endpoints.Interactions != "",
 	})
@@ -181,14 +185,16 @@ func (s *Server) uiEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 type uiRequest struct {
-	User     string `json:"user"`
-	Channel  string `json:"channel"`
-	Text     string `json:"text"`
-	ThreadTS string `json:"thread_ts"`
-	TS       string `json:"ts"`
-	ActionID string `json:"action_id"`
-	Value    string `json:"value"`
-	Home     bool   `json:"home"`
+	User     string                       `json:"user"`
+	Action   string                       `json:"action"` // modal: "submit" or "close"
+	Values   map[string]map[string]string `json:"values"`
+	Channel  string                       `json:"channel"`
+	Text     string                       `json:"text"`
+	ThreadTS string                       `json:"thread_ts"`
+	TS       string                       `json:"ts"`
+	ActionID string                       `json:"action_id"`
+	Value    string                       `json:"value"`
+	Home     bool                         `json:"home"`
 }
 
 func readUI(w http.ResponseWriter, r *http.Request) (uiRequest, bool) {
@@ -311,4 +317,23 @@ func (s *Server) uiAvatar(w http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="72" height="72" viewBox="0 0 72 72">`+
 		`<rect width="72" height="72" rx="12" fill="#%s"/><text x="36" y="46" font-family="sans-serif" font-size="28" `+
 		`font-weight="700" fill="#fff" text-anchor="middle">%s</text></svg>`, html.EscapeString(color), html.EscapeString(initials(u)))
+}
+
+func (s *Server) uiModal(w http.ResponseWriter, r *http.Request) {
+	q, ok := readUI(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := s.uiContext(r)
+	defer cancel()
+	if q.Action == "close" {
+		if err := s.CloseModal(ctx, q.User); err != nil {
+			writeJSON(w, obj{"ok": false, "error": err.Error()})
+			return
+		}
+		writeJSON(w, obj{"ok": true})
+		return
+	}
+	d, err := s.SubmitModal(ctx, q.User, q.Values)
+	uiResult(w, d, err)
 }

@@ -86,6 +86,8 @@ var apiMethods = map[string]apiHandler{
 	"files.getUploadURLExternal":   (*Server).apiGetUploadURL,
 	"files.completeUploadExternal": (*Server).apiCompleteUpload,
 	"views.publish":                (*Server).apiViewsPublish,
+	"views.open":                   (*Server).apiViewsOpen,
+	"views.update":                 (*Server).apiViewsUpdate,
 	"conversations.replies":        (*Server).apiReplies,
 	"conversations.history":        (*Server).apiHistory,
 	"conversations.info":           (*Server).apiConversationInfo,

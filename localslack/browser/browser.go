@@ -253,3 +253,29 @@ func (p *Page) ClickButtonIn(scope, actionID string) {
 	sel := fmt.Sprintf(`%s [data-action-id="%s"]`, scope, actionID)
 	p.do("clicking "+actionID+" in "+scope, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
 }
+
+// ModalTitle waits for a modal view and returns its title.
+func (p *Page) ModalTitle() string {
+	p.t.Helper()
+	p.do("waiting for the modal", chromedp.WaitVisible(chromedp.CSS(`[data-testid="modal"] [data-testid="modal-submit"]`)))
+	ctx, cancel := context.WithTimeout(p.ctx, p.Timeout)
+	defer cancel()
+	title, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#view-title`)))
+	if err != nil {
+		p.t.Fatalf("browser: reading the modal: %v", err)
+	}
+	return title
+}
+
+// ModalType types text into the modal's input (block_id, action_id).
+func (p *Page) ModalType(blockID, actionID, text string) {
+	p.t.Helper()
+	sel := fmt.Sprintf(`[data-testid="modal-input"][data-block-id="%s"][data-action-id="%s"]`, blockID, actionID)
+	p.do("typing into "+blockID, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+}
+
+// ModalSubmit presses the modal's submit button.
+func (p *Page) ModalSubmit() {
+	p.t.Helper()
+	p.do("submitting the modal", chromedp.Click(chromedp.CSS(`[data-testid="modal-submit"]`)))
+}

@@ -186,6 +186,21 @@ window.addEventListener("unhandledrejection", (ev) => window.localslackErrors.pu
         case "rich_text":
           n = el("div", { class: "blk" }, esc(richText(b)));
           break;
+        case "input": {
+          const e = b.element || {};
+          const err = ctx.errors && ctx.errors[b.block_id];
+          n = el("div", { class: "blk blk-input" + (err ? " has-error" : ""), "data-block-id": b.block_id });
+          const id = "in-" + b.block_id + "-" + (e.action_id || "");
+          n.appendChild(el("label", { for: id }, textObj(b.label) + (b.optional ? ' <span class="optional">(optional)</span>' : "")));
+          const attrs = { id, "data-testid": "modal-input", "data-block-id": b.block_id, "data-action-id": e.action_id || "",
+            placeholder: e.placeholder ? e.placeholder.text : null };
+          const f = el(e.multiline ? "textarea" : "input", attrs);
+          if (e.initial_value) f.value = e.initial_value;
+          n.appendChild(f);
+          if (b.hint) n.appendChild(el("div", { class: "hint" }, textObj(b.hint)));
+          if (err) n.appendChild(el("div", { class: "field-error", "data-testid": "modal-error" }, esc(err)));
+          break;
+        }
         default:
           n = el("div", { class: "blk" }, "");
       }
@@ -385,6 +400,43 @@ window.addEventListener("unhandledrejection", (ev) => window.localslackErrors.pu
       state.firstPaint = false;
     }
     renderThread();
+    renderModal();
+  }
+
+  // The open modal is redrawn only when the bot changes it (or refuses a
+  // submission), so text being typed survives other updates.
+  function renderModal() {
+    const m = state.data.modal;
+    const box = $("view-modal");
+    if (!m) { box.hidden = true; state.modalKey = ""; return; }
+    const key = m.id + "|" + m.hash + "|" + JSON.stringify(m.errors || {});
+    if (key === state.modalKey && !box.hidden) return;
+    const typed = {};
+    box.querySelectorAll("[data-testid=modal-input]").forEach((f) => { typed[f.id] = f.value; });
+    state.modalKey = key;
+    const v = m.view;
+    $("view-title").innerHTML = textObj(v.title) || "";
+    $("view-submit").innerHTML = textObj(v.submit) || "Submit";
+    $("view-submit").hidden = !v.submit && !(v.blocks || []).some((b) => b.type === "input");
+    $("view-close").innerHTML = textObj(v.close) || "Cancel";
+    const body = $("view-body");
+    body.innerHTML = "";
+    body.appendChild(renderBlocks(v.blocks || [], { modal: true, errors: m.errors || {} }));
+    body.querySelectorAll("[data-testid=modal-input]").forEach((f) => { if (typed[f.id] !== undefined) f.value = typed[f.id]; });
+    box.hidden = false;
+  }
+  async function modalAction(action) {
+    const values = {};
+    $("view-body").querySelectorAll("[data-testid=modal-input]").forEach((f) => {
+      (values[f.dataset.blockId] = values[f.dataset.blockId] || {})[f.dataset.actionId] = f.value;
+    });
+    $("view-submit").disabled = true;
+    try {
+      const r = await post("/ui/modal", { user: state.acting, action, values });
+      if (!r.ok) toast((action === "close" ? "close: " : "submit: ") + r.error, true);
+    } finally {
+      $("view-submit").disabled = false;
+    }
   }
 
   function renderHome() {
@@ -509,6 +561,9 @@ window.addEventListener("unhandledrejection", (ev) => window.localslackErrors.pu
     });
     $("thread-close").addEventListener("click", () => { state.thread = ""; renderThread(); });
     document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && !$("confirm").hidden) $("confirm-deny").click(); });
+    $("view-form").addEventListener("submit", (ev) => { ev.preventDefault(); modalAction("submit"); });
+    $("view-close").addEventListener("click", () => modalAction("close"));
+    $("view-x").addEventListener("click", () => modalAction("close"));
     wireComposer($("composer"), $("composer-input"), () => "");
     wireComposer($("thread-composer"), $("thread-input"), () => state.thread);
     refresh().then(connect);
