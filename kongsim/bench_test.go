@@ -79,3 +79,41 @@ func BenchmarkAdminConvertAPI(b *testing.B) {
 		do("DELETE", fmt.Sprintf("/apis/api%d", i), "", 204)
 	})
 }
+
+// BenchmarkViewRebuild measures the node cache's full re-read of 10,000
+// APIs, services and routes (what a node does after an invalidation).
+func BenchmarkViewRebuild(b *testing.B) {
+	ctx := context.Background()
+	dsn := pgtest.New(b)
+	var out, errb bytes.Buffer
+	if code := Migrate(ctx, MigrateOptions{Version: V0141, DSN: dsn}, "up", &out, &errb); code != 0 {
+		b.Fatalf("up: %s", errb.String())
+	}
+	pool, err := openPool(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO apis (id, name, upstream_url, preserve_host, uris, strip_uri, retries, upstream_connect_timeout, upstream_send_timeout, upstream_read_timeout)
+		SELECT md5('a'||i)::uuid, 'api'||i, 'http://127.0.0.1:15555', false, '["\/a'||i||'"]', true, 5, 60000, 60000, 60000 FROM generate_series(1, 10000) i;
+		INSERT INTO services (id, created_at, updated_at, name, retries, protocol, host, port, connect_timeout, write_timeout, read_timeout)
+		SELECT md5('s'||i)::uuid, now(), now(), 'svc'||i, 5, 'http', '127.0.0.1', 15555, 60000, 60000, 60000 FROM generate_series(1, 10000) i;
+		INSERT INTO routes (id, created_at, updated_at, protocols, paths, regex_priority, strip_path, preserve_host, service_id)
+		SELECT md5('r'||i)::uuid, now(), now(), '{http,https}', ARRAY['/r'||i], 0, true, false, md5('s'||i)::uuid FROM generate_series(1, 10000) i`); err != nil {
+		b.Fatal(err)
+	}
+	n, err := Start(ctx, Options{Version: V0141, DSN: dsn})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Stop()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n.cache.invalidate("api_router:version", "router:version")
+		v, err := n.View(ctx)
+		if err != nil || len(v.APIs()) != 10000 || len(v.Routes()) != 10000 {
+			b.Fatalf("view: %v", err)
+		}
+	}
+}
