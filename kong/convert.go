@@ -20,13 +20,13 @@ import (
 func jConv(api, what string) string { return "conv/" + api + "/" + what }
 
 const (
-	jcStarted = "started" // the API's conversion began (lookups needed on resume)
 	jcService = "service"
 	jcRoute   = "route"
 	jcPlugin  = "plugin/" // + the API plugin's id → the Route plugin's id
-	jcLive    = "live"    // the Route has its real methods
-	jcBefore  = "before"  // the API's status for the probe
-	jcProbe   = "probe"   // the probe (JSON)
+	// jcBefore marks that the API's conversion began (so a resume looks
+	// up what a lost write may have left) and holds the probe and the
+	// API's answer to it (beforeRecord, JSON).
+	jcBefore  = "before"
 	jcDone    = "done"    // converted and verified
 	jcDeleted = "deleted" // the API was deleted
 )
@@ -80,7 +80,7 @@ func (g *gateway) loadPlan(ctx context.Context, w live, j steps.Journal) (*plan,
 			if id, ok := j.Get(jConv(a.Name, jcService)); ok && id != "" {
 				ours[id] = true
 			}
-			if _, ok := j.Get(jConv(a.Name, jcStarted)); ok {
+			if _, ok := j.Get(jConv(a.Name, jcBefore)); ok {
 				ours["name:"+a.Name] = true
 			}
 		}
@@ -231,7 +231,7 @@ func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, ite
 			converted++
 			continue
 		}
-		_, resuming[it.API.Name] = j.Get(jConv(it.API.Name, jcStarted))
+		_, resuming[it.API.Name] = j.Get(jConv(it.API.Name, jcBefore))
 		todo = append(todo, it)
 	}
 	conc := g.cfg.Conversion.Concurrency
@@ -253,23 +253,21 @@ func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, ite
 	}
 	noProbes := g.cfg.Conversion.SkipProbes || w.n.opts.ProxyURL == ""
 	phase(func(ctx context.Context, it *planItem) error {
-		if err := j.Put(jConv(it.API.Name, jcStarted), "1"); err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-		if noProbes || it.Probe == nil || resuming[it.API.Name] {
-			// On a resume the Route may already answer instead of the API;
-			// the status recorded by the first attempt is kept.
+		if resuming[it.API.Name] {
+			// The Route may already answer instead of the API; the answer
+			// recorded by the first attempt is kept.
 			return nil
 		}
-		a, err := g.probe(ctx, w.n.opts.ProxyURL, *it.Probe)
-		if err != nil {
-			return fmt.Errorf("probing the API before conversion: %w", err)
+		var rec beforeRecord
+		if !noProbes && it.Probe != nil {
+			a, err := g.probe(ctx, w.n.opts.ProxyURL, *it.Probe)
+			if err != nil {
+				return fmt.Errorf("probing the API before conversion: %w", err)
+			}
+			rec = beforeRecord{Probe: it.Probe, Status: a.Status}
 		}
-		pj, _ := json.Marshal(it.Probe)
-		if err := j.Put(jConv(it.API.Name, jcProbe), string(pj)); err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-		if err := j.Put(jConv(it.API.Name, jcBefore), strconv.Itoa(a.Status)); err != nil {
+		b, _ := json.Marshal(rec)
+		if err := j.Put(jConv(it.API.Name, jcBefore), string(b)); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
 		return nil
@@ -279,10 +277,9 @@ func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, ite
 	})
 	phase(func(ctx context.Context, it *planItem) error {
 		name := it.API.Name
-		bs, _ := j.Get(jConv(name, jcBefore))
-		before, _ := strconv.Atoi(bs)
-		if !noProbes && it.Probe != nil && before != 0 {
-			if err := g.expectStatus(ctx, w.n.opts.ProxyURL, *it.Probe, before, 5*time.Second); err != nil {
+		rec := readBefore(j, name)
+		if !noProbes && rec.Probe != nil && rec.Status != 0 {
+			if err := g.expectStatus(ctx, w.n.opts.ProxyURL, *rec.Probe, rec.Status, 5*time.Second); err != nil {
 				rid, _ := j.Get(jConv(name, jcRoute))
 				return fmt.Errorf("route %s: %w", rid, err)
 			}
@@ -341,7 +338,8 @@ func (g *gateway) writeOne(ctx context.Context, a *admin, j steps.Journal, it *p
 			return fmt.Errorf("journal: %w", err)
 		}
 	}
-	if v, _ := j.Get(jConv(name, jcLive)); pending && v == "" {
+	// Opening is idempotent, so it needs no journal entry of its own.
+	if pending {
 		body := map[string]any{"methods": nil}
 		if len(it.Route.Methods) > 0 {
 			body["methods"] = it.Route.Methods
@@ -350,10 +348,21 @@ func (g *gateway) writeOne(ctx context.Context, a *admin, j steps.Journal, it *p
 			return fmt.Errorf("opening route %s: %w", rid, err)
 		}
 	}
-	if err := j.Put(jConv(name, jcLive), "1"); err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
 	return nil
+}
+
+// beforeRecord is what the API answered to its probe before conversion.
+type beforeRecord struct {
+	Probe  *Probe `json:"probe,omitempty"`
+	Status int    `json:"status,omitempty"`
+}
+
+func readBefore(j steps.Journal, api string) beforeRecord {
+	var rec beforeRecord
+	if v, ok := j.Get(jConv(api, jcBefore)); ok {
+		_ = json.Unmarshal([]byte(v), &rec)
+	}
+	return rec
 }
 
 // expectStatus probes until the status is want or wait passes: the node
@@ -503,11 +512,9 @@ func (c *Client) VerifyConversion(ctx context.Context, gateway string, j steps.J
 		if err := w.n.admin.do(ctx, http.MethodGet, "/routes/"+rid, nil, nil); err != nil {
 			miss = append(miss, fmt.Sprintf("API %s: route %s: %v", name, rid, err))
 		}
-		pj, _ := j.Get(jConv(name, jcProbe))
-		bs, _ := j.Get(jConv(name, jcBefore))
-		want, _ := strconv.Atoi(bs)
-		var p Probe
-		if pj != "" && want != 0 && json.Unmarshal([]byte(pj), &p) == nil {
+		rec := readBefore(j, name)
+		if rec.Probe != nil && rec.Status != 0 {
+			p, want := *rec.Probe, rec.Status
 			for _, l := range nodes {
 				if l.n.opts.ProxyURL == "" {
 					continue
@@ -520,7 +527,7 @@ func (c *Client) VerifyConversion(ctx context.Context, gateway string, j steps.J
 		mu.Lock()
 		defer mu.Unlock()
 		chk.Missing = append(chk.Missing, miss...)
-		if pj != "" {
+		if rec.Probe != nil && rec.Status != 0 {
 			probed++
 		}
 		return nil
