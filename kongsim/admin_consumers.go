@@ -122,6 +122,11 @@ func (n *Node) findConsumer(ctx context.Context, key string) (Consumer, error) {
 func (n *Node) upsertConsumer(ctx context.Context, b body, key string, partial, put bool) (int, any, error) {
 	old := n.version == V0131
 	c := Consumer{ID: newUUID(), CreatedAt: time.Now().UTC().Truncate(time.Second)}
+	// 0.13's old DAO keeps an id supplied in the body; the new DAO ignores it
+	// (GOKONG.md note 6).
+	if id, ok := b.m["id"].(string); ok && isUUID(id) && old && key == "" {
+		c.ID = id
+	}
 	exists := false
 	if key != "" {
 		prev, err := n.findConsumer(ctx, key)
@@ -205,8 +210,11 @@ func (n *Node) upsertConsumer(ctx context.Context, b body, key string, partial, 
 	}
 	if code, constraint := pgCode(err); code == "23505" {
 		field, val := "username", deref(c.Username)
-		if constraint == "consumers_custom_id_key" {
+		switch constraint {
+		case "consumers_custom_id_key":
 			field, val = "custom_id", deref(c.CustomID)
+		case "consumers_pkey":
+			field, val = "id", c.ID
 		}
 		if old {
 			return 0, nil, &apiError{http.StatusConflict, map[string]any{field: "already exists with value '" + val + "'"}}

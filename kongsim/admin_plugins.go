@@ -396,6 +396,10 @@ func nullID(s string) any {
 func (n *Node) createPlugin(ctx context.Context, b body, sc scope) (int, any, error) {
 	p := Plugin{ID: newUUID(), Enabled: true, CreatedAt: time.Now().UTC().Truncate(time.Second),
 		APIID: sc.api, RouteID: sc.route, ServiceID: sc.service, ConsumerID: sc.consumer}
+	// The old DAO keeps an id supplied in the body (GOKONG.md note 6).
+	if id, ok := b.m["id"].(string); ok && isUUID(id) && !n.version.Is10() {
+		p.ID = id
+	}
 	p, err := n.pluginInput(ctx, b, p, false)
 	if err != nil {
 		return 0, nil, err
@@ -503,6 +507,9 @@ func (n *Node) writePlugin(ctx context.Context, p Plugin, update bool) error {
 			_, err = n.pool.Exec(ctx, `INSERT INTO plugins (id, name, config, enabled, api_id, route_id, service_id,
 				consumer_id, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,to_timestamp($9))`, p.ID, p.Name, string(cfg),
 				p.Enabled, nullID(p.APIID), nullID(p.RouteID), nullID(p.ServiceID), nullID(p.ConsumerID), p.CreatedAt.Unix())
+		}
+		if code, _ := pgCode(err); code == "23505" {
+			return &apiError{http.StatusConflict, map[string]any{"id": "already exists with value '" + p.ID + "'"}}
 		}
 		if err != nil {
 			return fmt.Errorf("writing plugin: %w", err)

@@ -196,3 +196,21 @@ func TestMigrationsMutex(t *testing.T) {
 		t.Fatalf("locks rows after the runs: %d %v", locks, err)
 	}
 }
+
+// TestSuppliedIDs: the old DAO keeps an id given in a POST body, the new DAO
+// ignores it (GOKONG.md note 6).
+func TestSuppliedIDs(t *testing.T) {
+	k := newTestKong(t)
+	k.mustMigrate(V0131, "up", "62 migrations ran")
+	n := k.start(V0131)
+	const id = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+	if got := k.call(n, "POST", "/consumers", map[string]any{"id": id, "username": "u"}, 201); got["id"] != id {
+		t.Errorf("0.13.1 consumer id %v, want the supplied one", got["id"])
+	}
+	if got := k.call(n, "POST", "/plugins", map[string]any{"id": id, "name": "cors"}, 201); got["id"] != id {
+		t.Errorf("0.13.1 plugin id %v, want the supplied one", got["id"])
+	}
+	if got := k.call(n, "POST", "/services", map[string]any{"id": id, "name": "s", "host": "h"}, 201); got["id"] == id {
+		t.Error("0.13.1 service kept a supplied id; the new DAO ignores it")
+	}
+}
