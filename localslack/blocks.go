@@ -118,7 +118,7 @@ func normalizeBlocks(raw json.RawMessage) (json.RawMessage, error) {
 		}
 	}
 	if len(blocks) == 0 {
-		return json.RawMessage("[]"), nil
+		return nil, nil // "[]" clears a message's blocks; stored as none
 	}
 	out, err := json.Marshal(blocks)
 	if err != nil {

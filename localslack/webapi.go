@@ -283,19 +283,23 @@ func (s *Server) apiUpdate(p url.Values) obj {
 	if m.User != s.st.seed.Bot.UserID {
 		return apiErr("cant_update_message")
 	}
+	// Validate the whole update before touching the message: a refused
+	// update changes nothing.
+	text, blocks := m.Text, m.Blocks
 	if _, has := p["blocks"]; has {
-		blocks, err := normalizeBlocks(json.RawMessage(p.Get("blocks")))
+		b, err := normalizeBlocks(json.RawMessage(p.Get("blocks")))
 		if err != nil {
 			return apiErr("invalid_blocks")
 		}
-		m.Blocks = blocks
+		blocks = b
 	}
 	if _, has := p["text"]; has {
-		m.Text = p.Get("text")
+		text = p.Get("text")
 	}
-	if m.Text == "" && len(m.Blocks) == 0 {
+	if text == "" && len(blocks) == 0 {
 		return apiErr("no_text")
 	}
+	m.Text, m.Blocks = text, blocks
 	m.Edits++
 	s.changedLocked()
 	return obj{"ok": true, "channel": cid, "ts": m.TS, "text": m.Text, "message": s.msgJSON(m)}

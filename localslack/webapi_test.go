@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -380,5 +382,71 @@ func TestLoadSeed(t *testing.T) {
 		if _, err := localslack.LoadSeed(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("LoadSeed(%s) = %v, want %q", tc.path, err, tc.want)
 		}
+	}
+}
+
+// TestBadInputChangesNothing: malformed requests get Slack's specific error
+// and leave the workspace as it was.
+func TestBadInputChangesNothing(t *testing.T) {
+	ls := newServer(t, localslack.Options{})
+	ctx := testCtx(t)
+	_, ts, err := client(ls).PostMessageContext(ctx, localslack.ChannelID, slack.MsgOptionText("keep me", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := func(kv ...string) url.Values {
+		v := url.Values{"token": {ls.BotToken()}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
+	tests := []struct {
+		name, method, ctype, body, want string
+	}{
+		{"blocks not JSON", "chat.postMessage", "application/x-www-form-urlencoded", form("channel", localslack.ChannelID, "blocks", "[{").Encode(), "invalid_blocks"},
+		{"block without type", "chat.update", "application/x-www-form-urlencoded", form("channel", localslack.ChannelID, "ts", ts, "blocks", `[{"text":"x"}]`).Encode(), "invalid_blocks"},
+		{"update clears everything", "chat.update", "application/x-www-form-urlencoded", form("channel", localslack.ChannelID, "ts", ts, "text", "", "blocks", "[]").Encode(), "no_text"},
+		{"JSON body broken", "views.publish", "application/json", `{"user_id":`, "invalid_json"},
+		{"view not home", "views.publish", "application/json", `{"user_id":"` + localslack.Lead1ID + `","view":{"type":"modal"}}`, "invalid_arguments"},
+		{"upload without length", "files.getUploadURLExternal", "application/x-www-form-urlencoded", form("filename", "x.log").Encode(), "invalid_arguments"},
+		{"complete unknown file", "files.completeUploadExternal", "application/x-www-form-urlencoded", form("files", `[{"id":"F0NOPE"}]`).Encode(), "file_not_found"},
+		{"post with empty blocks only", "chat.postMessage", "application/x-www-form-urlencoded", form("channel", localslack.ChannelID, "blocks", "[]").Encode(), "no_text"},
+		{"unknown method", "chat.frobnicate", "application/x-www-form-urlencoded", form().Encode(), "unknown_method"},
+		{"no token", "auth.test", "application/x-www-form-urlencoded", "", "not_authed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ls.APIURL()+tc.method, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", tc.ctype)
+			if tc.ctype == "application/json" {
+				req.Header.Set("Authorization", "Bearer "+ls.BotToken())
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var out struct {
+				OK    bool   `json:"ok"`
+				Error string `json:"error"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.OK || out.Error != tc.want {
+				t.Errorf("got %+v (%v), want error %s", out, err, tc.want)
+			}
+		})
+	}
+	if m, _ := ls.Message(ts); m.Text != "keep me" || m.Edits != 0 {
+		t.Errorf("message changed: %+v", m)
+	}
+	if len(ls.Files()) != 0 {
+		t.Error("a file appeared")
+	}
+	if _, ok := ls.Home(localslack.Lead1ID); ok {
+		t.Error("a home view appeared")
+	}
+	// Only the calls themselves were recorded.
+	if n := len(ls.Calls("")); n != 1+len(tests) {
+		t.Errorf("%d calls recorded, want %d", n, 1+len(tests))
 	}
 }
