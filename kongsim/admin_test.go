@@ -59,7 +59,12 @@ func TestAdminUnrecordedRules(t *testing.T) {
 		}},
 		{"api with route_id", "POST", "/plugins", map[string]any{"name": "acl", "api_id": "00000000-0000-0000-0000-000000000001",
 			"route_id": "00000000-0000-0000-0000-000000000002"}, 400, nil},
-		{"plugin on unknown api", "POST", "/plugins", map[string]any{"name": "acl", "api_id": "00000000-0000-0000-0000-000000000001"}, 404, nil},
+		{"plugin on unknown api", "POST", "/plugins", map[string]any{"name": "cors", "api_id": "00000000-0000-0000-0000-000000000001"}, 404, nil},
+		{"acl needs a list", "POST", "/plugins", map[string]any{"name": "acl"}, 400, func(t *testing.T, got map[string]any) {
+			if got["config"] != "You must set at least a whitelist or blacklist" {
+				t.Errorf("body %v", got)
+			}
+		}},
 	}
 	for _, s := range steps14 {
 		t.Run("0.14.1 "+s.name, func(t *testing.T) {

@@ -108,6 +108,29 @@ func pluginSchemas(v Version) map[string]pluginSchema {
 			return "You need to set at least one limit: second, minute, hour, day, month, year"
 		}},
 		"response-transformer": {fields: rt},
+		"cors": {fields: []cfgField{arr("origins"), arr("headers"), arr("exposed_headers"),
+			{name: "methods", typ: "array", def: []any{"GET", "HEAD", "PUT", "PATCH", "POST"}},
+			{name: "max_age", typ: "number"}, {name: "credentials", typ: "boolean", def: false},
+			{name: "preflight_continue", typ: "boolean", def: false}}},
+		"acl": {fields: []cfgField{{name: "whitelist", typ: "array"}, {name: "blacklist", typ: "array"},
+			{name: "hide_groups_header", typ: "boolean", def: false}},
+			check: func(v Version, cfg map[string]any) string {
+				w, _ := cfg["whitelist"].([]any)
+				b, _ := cfg["blacklist"].([]any)
+				switch {
+				case len(w) > 0 && len(b) > 0:
+					if v.Is10() {
+						return "only one of these fields must be non-empty: 'config.whitelist', 'config.blacklist'"
+					}
+					return "You cannot set both a whitelist and a blacklist"
+				case len(w) == 0 && len(b) == 0:
+					if v.Is10() {
+						return "at least one of these fields must be non-empty: 'config.whitelist', 'config.blacklist'"
+					}
+					return "You must set at least a whitelist or blacklist"
+				}
+				return ""
+			}},
 		"request-transformer":  {fields: reqT},
 		"okta-auth": {fields: []cfgField{{name: "client_id", typ: "string", req: true},
 			{name: "client_secret", typ: "string", req: true}, {name: "authorization_server", typ: "string", req: true},
