@@ -18,6 +18,7 @@ var subcommands = map[string]func(args []string) int{
 	"config": configMain,
 	"runs":   runsMain,
 	"store":  storeMain,
+	"serve":  serveMain,
 }
 
 func main() {

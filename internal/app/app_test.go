@@ -1,0 +1,603 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/kongbot/kongbot/bot"
+	"github.com/kongbot/kongbot/config"
+	"github.com/kongbot/kongbot/internal/app"
+	"github.com/kongbot/kongbot/internal/pgtest"
+	"github.com/kongbot/kongbot/kongsim"
+	"github.com/kongbot/kongbot/localslack"
+	"github.com/kongbot/kongbot/steps"
+	"github.com/kongbot/kongbot/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// Known secret values: the secrets test searches every output for them.
+const (
+	secretPGPassword = "pgPassw0rd-Xq7ZuN3v"
+	secretBotToken   = "xoxb-4242-secretbottoken-Qm9vYmFy"
+	secretAppToken   = "xapp-1-A0SECRET-secretapptoken-ZmFrZQ"
+	secretSigning    = "signing-secret-8c1f0e7d2b9a"
+	secretAdminToken = "admin-token-Zk9LmP2qR7"
+)
+
+// syncBuffer is a log sink the test reads while the app writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// scenario is one kongbot built by app.New from a config file, against a
+// kongsim 0.13.1 gateway on a real Postgres and a localslack workspace.
+type scenario struct {
+	t     *testing.T
+	ctx   context.Context
+	ls    *localslack.Server
+	app   *app.App
+	logs  *syncBuffer
+	dir   string
+	store string
+	stop  func() error
+}
+
+func deadURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+func adminPost(t *testing.T, url string, body any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		out, _ := io.ReadAll(resp.Body)
+		t.Fatalf("POST %s: %d %s", url, resp.StatusCode, out)
+	}
+}
+
+const configTemplate = `
+store: {path: %[1]q}
+admin: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0"}
+log: {level: debug}
+slack:
+  mode: %[2]s
+  bot_token_env: TEST_KONGBOT_BOT_TOKEN
+  app_token_env: TEST_KONGBOT_APP_TOKEN
+  signing_secret_env: TEST_KONGBOT_SIGNING_SECRET
+  listen: %[3]q
+  api_url: %[4]q
+channels: {runs: %[5]s}
+starters: {users: [%[6]s]}
+approvers: {user_groups: ["@%[7]s"]}
+timers: {approval_reminder: 1h, approval_expiry: 2h, manual_reminder: 1h}
+gateways:
+  - name: prod
+    datastore: {dsn_env: TEST_KONGBOT_PG_DSN}
+    admin_token_env: TEST_KONGBOT_ADMIN_TOKEN
+    generations:
+      "0.13.1":
+        nodes: [{name: kong-old-1, admin_url: %[8]q, proxy_url: %[9]q}]
+      "0.14.1":
+        nodes: [{name: kong-014-1, admin_url: %[10]q, proxy_url: %[11]q}]
+    migrations:
+      # Prints the DSN it is given: kong must keep it out of the step output.
+      "0.14.1": {argv: [/bin/echo, "kong migrations {{.Verb}} --pg {{.DSN}}"], timeout: 1m}
+    request_termination:
+      probes: [{name: test api, path: /test}]
+    smoke_probes:
+      - {name: test api, path: /test, expect_status: 200}
+    snapshot_dir: %[12]q
+    traffic:
+      backend: manual
+      front: {url: %[13]q}
+`
+
+func newScenario(t *testing.T, mode string) *scenario {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	dir := t.TempDir()
+
+	dsn := pgtest.New(t)
+	var out, errb bytes.Buffer
+	if code := kongsim.Migrate(ctx, kongsim.MigrateOptions{Version: "0.13.1", DSN: dsn}, "up", &out, &errb); code != 0 {
+		t.Fatalf("kongsim migrations up: %d %s%s", code, out.String(), errb.String())
+	}
+	node, err := kongsim.Start(ctx, kongsim.Options{Version: "0.13.1", DSN: dsn, Name: "kong-old-1", DBUpdateFrequency: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("kongsim: %v", err)
+	}
+	t.Cleanup(node.Stop)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"echo": true}`)
+	}))
+	t.Cleanup(upstream.Close)
+	adminPost(t, node.AdminURL()+"/apis", map[string]any{"name": "test", "uris": []string{"/test"}, "upstream_url": upstream.URL})
+
+	ls := localslack.New(localslack.Options{BotToken: secretBotToken, AppToken: secretAppToken, SigningSecret: secretSigning})
+	if err := ls.Start(ctx); err != nil {
+		t.Fatalf("localslack: %v", err)
+	}
+	t.Cleanup(func() { _ = ls.Close() })
+
+	// trust auth ignores the password, but the bot must still treat it as one.
+	pgDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://postgres:"+secretPGPassword+"@", 1)
+	if pgDSN == dsn {
+		t.Fatalf("unexpected DSN shape %s", config.Redact(dsn))
+	}
+	t.Setenv("TEST_KONGBOT_PG_DSN", pgDSN)
+	t.Setenv("TEST_KONGBOT_BOT_TOKEN", secretBotToken)
+	t.Setenv("TEST_KONGBOT_APP_TOKEN", secretAppToken)
+	t.Setenv("TEST_KONGBOT_SIGNING_SECRET", secretSigning)
+	t.Setenv("TEST_KONGBOT_ADMIN_TOKEN", secretAdminToken)
+
+	slackListen := ""
+	if mode == bot.ModeHTTP {
+		slackListen = "127.0.0.1:0" // the same address as http.listen: one listener
+	}
+	storePath := filepath.Join(dir, "kongbot.db")
+	cfgPath := filepath.Join(dir, "kongbot.yaml")
+	doc := fmt.Sprintf(configTemplate, storePath, mode, slackListen, ls.APIURL(), localslack.ChannelID, localslack.OnCallID,
+		localslack.LeadsHandle, node.AdminURL(), node.ProxyURL(), deadURL(t), deadURL(t), filepath.Join(dir, "snapshots"), deadURL(t)+"/test")
+	if err := os.WriteFile(cfgPath, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := cfg.Check(); len(ps) > 0 {
+		t.Fatalf("config: %v", ps)
+	}
+	logs := &syncBuffer{}
+	var w io.Writer = logs
+	if os.Getenv("KONGBOT_TEST_LOG") != "" {
+		w = io.MultiWriter(logs, os.Stderr)
+	}
+	log := app.NewLogger(w, slog.LevelDebug, app.NewRedactor(cfg))
+	a, err := app.New(cfg, app.WithLogger(log), app.WithBotOptions(func(o *bot.Options) {
+		o.PollInterval, o.RetryBase, o.RetryMax = 20*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
+		o.CallTimeout, o.HomeRefresh = 5*time.Second, 100*time.Millisecond
+	}))
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	if mode == bot.ModeHTTP {
+		base := "http://" + a.HTTPAddr()
+		ls.SetEndpoints(localslack.Endpoints{Commands: base + "/slack/commands", Interactions: base + "/slack/interactions", Events: base + "/slack/events"})
+	}
+	s := &scenario{t: t, ctx: ctx, ls: ls, app: a, logs: logs, dir: dir, store: storePath}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("app log (tail):\n%s", tail(logs.String(), 8000))
+		}
+	})
+	return s
+}
+
+// start runs the app until the returned function stops it.
+func (s *scenario) start() {
+	runCtx, cancel := context.WithCancel(s.ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.app.Run(runCtx) }()
+	var once sync.Once
+	var err error
+	s.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(60 * time.Second):
+				err = fmt.Errorf("app.Run did not return")
+			}
+		})
+		return err
+	}
+	s.t.Cleanup(func() { _ = s.stop() })
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+func (s *scenario) eventually(what string, cond func() bool) {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) || s.ctx.Err() != nil {
+			s.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *scenario) get(path string) (int, string) {
+	s.t.Helper()
+	resp, err := http.Get("http://" + s.app.HTTPAddr() + path)
+	if err != nil {
+		s.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (s *scenario) command(user, text string) {
+	s.t.Helper()
+	d, err := s.ls.SlashCommand(s.ctx, user, localslack.ChannelID, text)
+	if err != nil || !d.Acked {
+		s.t.Fatalf("%s: %v (delivery %+v)", text, err, d)
+	}
+}
+
+func (s *scenario) run(id string) steps.Run {
+	s.t.Helper()
+	run, _, err := s.app.Runner().Load(s.ctx, id)
+	if err != nil {
+		s.t.Fatalf("loading run %s: %v", id, err)
+	}
+	return run
+}
+
+func (s *scenario) waitRun(id, what string, cond func(steps.Run) bool) steps.Run {
+	s.t.Helper()
+	var run steps.Run
+	s.eventually(what, func() bool {
+		r, _, err := s.app.Runner().Load(s.ctx, id)
+		run = r
+		return err == nil && cond(r)
+	})
+	return run
+}
+
+func at(status steps.RunStatus, step string) func(steps.Run) bool {
+	return func(r steps.Run) bool { return r.Status == status && r.Current == step }
+}
+
+func button(m localslack.Message, actionID string) (string, bool) {
+	var blocks []struct {
+		Elements []struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+		} `json:"elements"`
+	}
+	_ = json.Unmarshal(m.Blocks, &blocks)
+	for _, b := range blocks {
+		for _, e := range b.Elements {
+			if e.ActionID == actionID {
+				return e.Value, true
+			}
+		}
+	}
+	return "", false
+}
+
+// click waits for a message of the run's thread that has the button (and
+// mentions step, when given) and clicks it as user.
+func (s *scenario) click(user, actionID, step string) {
+	s.t.Helper()
+	var msg localslack.Message
+	var val string
+	s.eventually("a "+actionID+" button for "+step, func() bool {
+		for _, m := range s.ls.Messages() {
+			if v, ok := button(m, actionID); ok && strings.Contains(v, step) {
+				msg, val = m, v
+				return true
+			}
+		}
+		return false
+	})
+	d, err := s.ls.Click(s.ctx, user, localslack.ChannelID, msg.TS, actionID, val)
+	if err != nil || !d.Acked {
+		s.t.Fatalf("click %s by %s: %v (%+v)", actionID, user, err, d)
+	}
+}
+
+// upgradeUntilAborted drives one run through the bot: the preflights, a
+// manual step marked done, the snapshot, the hop 1 outage group approved by
+// a lead, request-termination on, a migration that does not change the
+// schema (so the step fails), then abort with the request-termination
+// rollback. It returns the run ID.
+func (s *scenario) upgradeUntilAborted() string {
+	t := s.t
+	s.command(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
+	var id string
+	s.eventually("the run to be stored", func() bool {
+		runs, _ := s.app.Store().Runs(s.ctx, store.RunFilter{})
+		if len(runs) == 1 {
+			id = runs[0].ID
+			return true
+		}
+		return false
+	})
+	s.waitRun(id, "the provisioning step", at(steps.RunWaitingManual, "hop1.provision-new-nodes"))
+	s.click(localslack.OnCallID, "step_done", "hop1.provision-new-nodes")
+	run := s.waitRun(id, "the outage approval", func(r steps.Run) bool {
+		return r.Status == steps.RunAwaitingApproval || r.Status == steps.RunFailed
+	})
+	if run.Current != "hop1.termination-on" {
+		st, _ := run.Step(run.Current)
+		t.Fatalf("run stopped at %s (%s): %s", run.Current, run.Status, st.Error)
+	}
+	s.click(localslack.Lead1ID, "step_approve", "hop1.termination-on")
+	run = s.waitRun(id, "the migration to fail", at(steps.RunFailed, "hop1.migrations-up"))
+	if st, _ := run.Step("hop1.termination-on"); st.Status != steps.StepSucceeded {
+		t.Fatalf("termination-on is %s: %s", st.Status, st.Error)
+	}
+	s.command(localslack.OnCallID, "/kong upgrade abort "+id+" the migration did nothing")
+	s.click(localslack.Lead1ID, "rollback_"+string(steps.RollbackRemoveTermination), id)
+	s.waitRun(id, "the run to be aborted", func(r steps.Run) bool { return r.Status == steps.RunAborted })
+	s.eventually("the outbox to drain", func() bool {
+		msgs, err := s.app.Store().Outbox(s.ctx, id)
+		if err != nil {
+			return false
+		}
+		for _, m := range msgs {
+			if !m.Delivered {
+				return false
+			}
+		}
+		return len(msgs) > 0
+	})
+	return id
+}
+
+func scrape(t *testing.T, body string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v\n%s", err, body)
+	}
+	return mfs
+}
+
+// value sums the samples of family name whose labels include want (a
+// histogram's sample count).
+func value(mfs map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+	mf, ok := mfs[name]
+	if !ok {
+		return 0, false
+	}
+	sum, found := 0.0, false
+	for _, m := range mf.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range want {
+			if labels[k] != v {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		found = true
+		switch {
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum, found
+}
+
+func TestRunMovesMetricsAndProbesReportReadiness(t *testing.T) {
+	s := newScenario(t, bot.ModeSocket)
+	// Slack refuses auth.test until the fault is removed: not ready.
+	removeFault, err := s.ls.Inject(localslack.Fault{Method: "auth.test", Kind: localslack.ServerError})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	s.eventually("healthz", func() bool { code, _ := s.get("/healthz"); return code == http.StatusOK })
+	if code, body := s.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "slack") {
+		t.Fatalf("readyz before Slack answers: %d %q, want 503 naming slack", code, body)
+	}
+	removeFault()
+	s.eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	// One rate limit on the first post: the bot waits and delivers anyway.
+	if _, err := s.ls.Inject(localslack.Fault{Method: "chat.postMessage", Kind: localslack.RateLimited, RetryAfter: 1, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, body := s.get("/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("metrics: %d", code)
+	}
+	before := scrape(t, body)
+	if n, ok := value(before, "kongbot_runs", map[string]string{"state": "aborted"}); !ok || n != 0 {
+		t.Fatalf("runs aborted before the run = %v (present %v), want 0", n, ok)
+	}
+
+	id := s.upgradeUntilAborted()
+
+	// The bot reports the outbox depth about once a second.
+	var mfs map[string]*dto.MetricFamily
+	s.eventually("outbox depth 0 in /metrics", func() bool {
+		_, body = s.get("/metrics")
+		mfs = scrape(t, body)
+		n, ok := value(mfs, "kongbot_outbox_depth", nil)
+		return ok && n == 0
+	})
+	tests := []struct {
+		name   string
+		labels map[string]string
+		min    float64
+		max    float64
+	}{
+		{"kongbot_runs", map[string]string{"state": "aborted"}, 1, 1},
+		{"kongbot_runs", map[string]string{"state": "running"}, 0, 0},
+		{"kongbot_step_duration_seconds", map[string]string{"step": "hop1.preflight-current", "effect": "execute", "outcome": "succeeded"}, 1, 1},
+		{"kongbot_step_duration_seconds", map[string]string{"step": "hop1.termination-on", "effect": "execute", "outcome": "succeeded"}, 1, 1},
+		{"kongbot_step_duration_seconds", map[string]string{"step": "hop1.migrations-up", "effect": "execute", "outcome": "failed"}, 1, 1},
+		{"kongbot_approval_wait_seconds", map[string]string{"outcome": "approved"}, 1, 1},
+		{"kongbot_run_transitions_total", map[string]string{"event": "abort"}, 1, 1},
+		{"kongbot_kong_requests_total", map[string]string{"api": "admin", "code": "2xx"}, 5, 1e9},
+		{"kongbot_kong_requests_total", map[string]string{"api": "proxy", "code": "5xx"}, 1, 1e9},
+		// The 0.14.1 node is configured but not running: every read fails.
+		{"kongbot_kong_call_errors_total", map[string]string{"api": "admin", "reason": "network"}, 1, 1e9},
+		{"kongbot_slack_rate_limited_total", map[string]string{"op": "post"}, 1, 1e9},
+		{"kongbot_slack_api_errors_total", map[string]string{"reason": "rate_limited"}, 1, 1e9},
+		{"kongbot_outbox_depth", nil, 0, 0},
+		{"kongbot_slack_ack_seconds", map[string]string{"transport": "socket"}, 3, 1e9},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%s%v", tc.name, tc.labels), func(t *testing.T) {
+			got, ok := value(mfs, tc.name, tc.labels)
+			if !ok || got < tc.min || got > tc.max {
+				t.Errorf("%s%v = %v (present %v), want %v..%v", tc.name, tc.labels, got, ok, tc.min, tc.max)
+			}
+		})
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", body)
+	}
+
+	// Logs are JSON with run and step fields.
+	sawStep := false
+	for _, line := range strings.Split(strings.TrimSpace(s.logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if rec["run_id"] == id && rec["step"] == "hop1.migrations-up" {
+			sawStep = true
+		}
+	}
+	if !sawStep {
+		t.Errorf("no log line carries run_id %s and step hop1.migrations-up", id)
+	}
+
+	if err := s.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := s.app.Ready(); err == nil || !strings.Contains(err.Error(), "store is closed") {
+		t.Fatalf("Ready after stop = %v, want store is closed", err)
+	}
+	// The store was closed: another process can open it now.
+	st, err := store.Open(s.store, store.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("store still held after Run returned: %v", err)
+	}
+	defer st.Close()
+	if v, err := st.VerifyAudit(s.ctx); err != nil || !v.OK() {
+		t.Fatalf("audit chain: %+v, %v", v, err)
+	}
+}
+
+func TestNoSecretInLogsMessagesOrStore(t *testing.T) {
+	s := newScenario(t, bot.ModeHTTP)
+	s.start()
+	s.eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	id := s.upgradeUntilAborted()
+	// The DSN reached the migration command: its output line is in the
+	// thread, with the password redacted.
+	s.eventually("the migration output with the DSN redacted", func() bool {
+		for _, m := range s.ls.Messages() {
+			if strings.Contains(m.Text+string(m.Blocks), "kong migrations up --pg postgres://postgres:") {
+				return true
+			}
+		}
+		for _, f := range s.ls.Files() {
+			if strings.Contains(string(f.Content), "kong migrations up --pg") {
+				return true
+			}
+		}
+		return false
+	})
+	if err := s.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	storeBytes, err := os.ReadFile(s.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(storeBytes, []byte(id)) {
+		t.Fatalf("store file does not hold run %s: not the file the app wrote", id)
+	}
+	var slackText strings.Builder
+	for _, m := range s.ls.Messages() {
+		slackText.WriteString(m.Text)
+		slackText.Write(m.Blocks)
+	}
+	for _, u := range []string{localslack.OnCallID, localslack.Lead1ID, localslack.Lead2ID} {
+		for _, e := range s.ls.Ephemerals(u) {
+			slackText.WriteString(e.Text)
+			slackText.Write(e.Blocks)
+		}
+	}
+	for _, f := range s.ls.Files() {
+		slackText.Write(f.Content)
+	}
+	for _, r := range s.ls.Responses() {
+		b, _ := json.Marshal(r)
+		slackText.Write(b)
+	}
+	logs := s.logs.String()
+	if !strings.Contains(logs, `"run_id":"`+id+`"`) {
+		t.Fatalf("the captured logs do not cover the run")
+	}
+	outputs := map[string][]byte{"logs": []byte(logs), "slack messages": []byte(slackText.String()), "store file": storeBytes}
+	for _, secret := range []string{secretPGPassword, secretBotToken, secretAppToken, secretSigning, secretAdminToken} {
+		for where, b := range outputs {
+			if bytes.Contains(b, []byte(secret)) {
+				i := bytes.Index(b, []byte(secret))
+				t.Errorf("%s holds secret %q…: %q", where, secret[:6], b[max(0, i-200):min(len(b), i+len(secret)+50)])
+			}
+		}
+	}
+}
