@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kongbot/kongbot/internal/pgtest"
+	"github.com/kongbot/kongbot/kongsim"
 )
 
 // BenchmarkConvert converts and verifies n APIs with one key-auth plugin
@@ -17,9 +18,12 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkConvert -benchtime 1x ./kong/
 func BenchmarkConvert(b *testing.B) {
+	// delay models a remote gateway: kongsim holds every Admin API and
+	// proxy request that long (its fault control), as a network hop would.
 	cases := []struct {
 		apis, concurrency int
-	}{{10000, 16}, {1000, 1}}
+		delay             time.Duration
+	}{{10000, 16, 0}, {1000, 1, 0}, {2000, 16, 5 * time.Millisecond}, {300, 1, 5 * time.Millisecond}}
 	// KONG_BENCH_APIS=n:c runs one other size, for profiling.
 	if v := os.Getenv("KONG_BENCH_APIS"); v != "" {
 		var n, k int
@@ -30,7 +34,7 @@ func BenchmarkConvert(b *testing.B) {
 		cases[0].apis, cases[0].concurrency = n, k
 	}
 	for _, bc := range cases {
-		b.Run(fmt.Sprintf("apis=%d/concurrency=%d", bc.apis, bc.concurrency), func(b *testing.B) {
+		b.Run(fmt.Sprintf("apis=%d/concurrency=%d/delay=%s", bc.apis, bc.concurrency, bc.delay), func(b *testing.B) {
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -38,6 +42,7 @@ func BenchmarkConvert(b *testing.B) {
 				simMigrate(b, dsn, "0.14.1", "up")
 				fill014(b, dsn, bc.apis)
 				node := simNode(b, dsn, "0.14.1")
+				node.SetFault(kongsim.Fault{AdminDelay: bc.delay, ProxyDelay: bc.delay})
 				c := newClient(b, Gateway{DatastoreDSN: dsn,
 					Generations: []GenerationNodes{{Version: "0.14.1", Nodes: []NodeOptions{simNodeOpts("a", node)}}},
 					Conversion:  ConversionOptions{Concurrency: bc.concurrency}})
