@@ -131,7 +131,7 @@ func pluginSchemas(v Version) map[string]pluginSchema {
 				}
 				return ""
 			}},
-		"request-transformer":  {fields: reqT},
+		"request-transformer": {fields: reqT},
 		"okta-auth": {fields: []cfgField{{name: "client_id", typ: "string", req: true},
 			{name: "client_secret", typ: "string", req: true}, {name: "authorization_server", typ: "string", req: true},
 			{name: "api_version", typ: "string", def: "v1"}, {name: "check_auth_server", typ: "boolean", def: true}}},
