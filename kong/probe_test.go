@@ -113,3 +113,15 @@ func TestRedactSecrets(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+func TestBodyMessage(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"message":"Down for the upgrade\/maintenance"}`: "Down for the upgrade/maintenance",
+		`{"message":"Maintenance"}`:                       "Maintenance",
+		`An unexpected error occurred`:                    "",
+	} {
+		if got := bodyMessage(body); got != want {
+			t.Errorf("%s: %q, want %q", body, got, want)
+		}
+	}
+}

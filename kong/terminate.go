@@ -354,7 +354,7 @@ func (g *gateway) verifyTerminationOnce(ctx context.Context, want bool) steps.Ch
 				continue
 			}
 			chk.Facts = append(chk.Facts, steps.Fact{Name: label, Value: fmt.Sprint(a.Status)})
-			terminated := a.Status == cfg.Status && strings.Contains(a.Body, cfg.Message)
+			terminated := a.Status == cfg.Status && bodyMessage(a.Body) == cfg.Message
 			switch {
 			case want && !terminated && a.Status == 500 && !l.v.is1x():
 				chk.Missing = append(chk.Missing, label+": answers 500, not "+fmt.Sprint(cfg.Status)+
@@ -378,4 +378,16 @@ func orGET(m string) string {
 		return http.MethodGet
 	}
 	return m
+}
+
+// bodyMessage reads Kong's {"message": …} body; 0.x escapes "/" as "\/"
+// (§1.1), so the text is compared after decoding, not as raw bytes.
+func bodyMessage(body string) string {
+	var m struct {
+		Message string `json:"message"`
+	}
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		return ""
+	}
+	return m.Message
 }

@@ -30,7 +30,7 @@ func TestTerminationMixedWindow(t *testing.T) {
 			{Version: "0.14.1", Nodes: []NodeOptions{simNodeOpts("old", old)}},
 			{Version: "1.0.3", Nodes: []NodeOptions{simNodeOpts("new", n10)}},
 		},
-		Termination: Termination{Status: 503, Message: "Down for the upgrade", Probes: []Probe{{Path: "/svc14"}}},
+		Termination: Termination{Status: 503, Message: "Down for the upgrade/maintenance", Probes: []Probe{{Path: "/svc14"}}},
 	})
 	if chk, err := c.VerifyTermination(ctx, "gw", false); err != nil || !chk.OK {
 		t.Fatalf("before: %+v %v", chk, err)
@@ -43,7 +43,7 @@ func TestTerminationMixedWindow(t *testing.T) {
 	// Written through 0.14.1: as a 0.x old-DAO row, without the JSON nulls
 	// a 1.0.3 write stores (which make 0.14.1 answer 500).
 	p := adminJSON(t, "GET", old.AdminURL()+"/plugins/"+id, nil, 200)
-	if cfg, _ := p["config"].(map[string]any); cfg["message"] != "Down for the upgrade" {
+	if cfg, _ := p["config"].(map[string]any); cfg["message"] != "Down for the upgrade/maintenance" {
 		t.Fatalf("plugin %v", p)
 	}
 	chk, err := c.VerifyTermination(ctx, "gw", true)
