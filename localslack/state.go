@@ -104,6 +104,7 @@ type state struct {
 	outage    bool
 	triggers  map[string]trigger
 	modals    map[string]*Modal
+	ims       map[string]string // DM channel ID -> user
 	deleted   map[string]bool
 	tickets   map[string]time.Time
 	pending   map[string]*pendingAck
@@ -131,6 +132,7 @@ func newState(seed Seed) *state {
 		deleted:   map[string]bool{},
 		triggers:  map[string]trigger{},
 		modals:    map[string]*Modal{},
+		ims:       map[string]string{},
 		tickets:   map[string]time.Time{},
 		pending:   map[string]*pendingAck{},
 		delivByID: map[string]*Delivery{},
@@ -166,8 +168,22 @@ func (st *state) channelID(c string) (string, bool) {
 	if _, ok := st.channels[c]; ok {
 		return c, true
 	}
+	if _, ok := st.ims[c]; ok {
+		return c, true
+	}
+	if u, ok := st.users[c]; ok && !u.IsBot { // posting to a user ID means their DM with the app
+		return st.openIM(c), true
+	}
 	id, ok := st.chanByNm[c]
 	return id, ok
+}
+
+// openIM returns the ID of the direct-message conversation between the app
+// and user, creating it on first use.
+func (st *state) openIM(user string) string {
+	id := "D" + strings.TrimLeft(user, "UW")
+	st.ims[id] = user
+	return id
 }
 
 func (st *state) userID(u string) (string, bool) {

@@ -84,7 +84,14 @@ func (s *Server) uiState(w http.ResponseWriter, r *http.Request) {
 		Permalink  string `json:"permalink"`
 	}
 	var channels []obj
-	for _, c := range s.st.seed.Channels {
+	convs := append([]Channel(nil), s.st.seed.Channels...)
+	bot := s.st.users[s.st.seed.Bot.UserID]
+	for id, u := range s.st.ims {
+		if u == acting {
+			convs = append(convs, Channel{ID: id, Name: bot.Name, Topic: "Direct messages with " + bot.RealName})
+		}
+	}
+	for _, c := range convs {
 		var msgs []uiMsg
 		threads := map[string][]uiMsg{}
 		for _, m := range s.st.msgs[c.ID] {
@@ -118,7 +125,8 @@ func (s *Server) uiState(w http.ResponseWriter, r *http.Request) {
 				msgs = append(msgs, um)
 			}
 		}
-		channels = append(channels, obj{"id": c.ID, "name": c.Name, "topic": c.Topic, "messages": msgs, "threads": threads})
+		_, im := s.st.ims[c.ID]
+		channels = append(channels, obj{"id": c.ID, "name": c.Name, "topic": c.Topic, "im": im, "messages": msgs, "threads": threads})
 	}
 	var home, modal any
 	if h := s.st.homes[acting]; h != nil {

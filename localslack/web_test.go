@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -139,5 +140,42 @@ func TestPageServesAssetsAndEvents(t *testing.T) {
 	}
 	if second := next(); second == first {
 		t.Errorf("no new version after a change: %s then %s", first, second)
+	}
+}
+
+func TestDirectMessages(t *testing.T) {
+	ls := newServer(t, localslack.Options{})
+	ctx := testCtx(t)
+	api := client(ls)
+	ch, _, _, err := api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{localslack.Lead1ID}})
+	if err != nil || !strings.HasPrefix(ch.ID, "D") {
+		t.Fatalf("conversations.open = %+v, %v", ch, err)
+	}
+	if _, _, err := api.PostMessageContext(ctx, ch.ID, slack.MsgOptionText("reminder: r42 step 3 awaits you", false)); err != nil {
+		t.Fatal(err)
+	}
+	// Posting to a user ID lands in the same DM, as in Slack.
+	if _, _, err := api.PostMessageContext(ctx, localslack.Lead1ID, slack.MsgOptionText("second reminder", false)); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := ls.Channel(ch.ID); len(msgs) != 2 || msgs[1].Text != "second reminder" {
+		t.Errorf("DM = %+v", msgs)
+	}
+	if len(ls.Channel(localslack.ChannelID)) != 0 {
+		t.Error("DM leaked into the channel")
+	}
+	var se slack.SlackErrorResponse
+	if _, _, _, err := api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{localslack.DeletedID}}); !errors.As(err, &se) || se.Err != "user_disabled" {
+		t.Errorf("DM to a deactivated user: %v", err)
+	}
+	// Only liam's page shows the DM.
+	for user, want := range map[string]int{localslack.Lead1ID: 2, localslack.Lead2ID: 1} {
+		if got := len(getState(t, ls, user).Channels); got != want {
+			t.Errorf("%s sees %d conversations, want %d", user, got, want)
+		}
+	}
+	users, err := api.GetUsersContext(ctx)
+	if err != nil || len(users) != len(localslack.DefaultSeed().Users) {
+		t.Errorf("users.list = %d users, %v", len(users), err)
 	}
 }

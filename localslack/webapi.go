@@ -91,6 +91,8 @@ var apiMethods = map[string]apiHandler{
 	"conversations.replies":        (*Server).apiReplies,
 	"conversations.history":        (*Server).apiHistory,
 	"conversations.info":           (*Server).apiConversationInfo,
+	"conversations.open":           (*Server).apiConversationOpen,
+	"users.list":                   (*Server).apiUsersList,
 	"apps.connections.open":        (*Server).apiConnectionsOpen,
 }
 
@@ -653,6 +655,9 @@ func (s *Server) apiConversationInfo(p url.Values) obj {
 	if !ok {
 		return apiErr("channel_not_found")
 	}
+	if u, im := s.st.ims[cid]; im {
+		return obj{"ok": true, "channel": obj{"id": cid, "is_im": true, "user": u, "created": 1690000000, "is_open": true}}
+	}
 	c := s.st.channels[cid]
 	return obj{"ok": true, "channel": obj{"id": c.ID, "name": c.Name, "is_channel": true, "is_member": true,
 		"created": 1690000000, "topic": obj{"value": c.Topic}, "purpose": obj{"value": ""}}}
@@ -663,4 +668,39 @@ func (s *Server) apiConnectionsOpen(url.Values) obj {
 	s.st.tickets[ticket] = s.now().Add(time.Minute)
 	ws := "ws" + strings.TrimPrefix(s.baseURL, "http") + "/sm/ws?ticket=" + ticket + "&app_id=" + s.st.seed.Bot.AppID
 	return obj{"ok": true, "url": ws}
+}
+
+// apiConversationOpen opens the app's DM with one user (group DMs are not
+// modelled).
+func (s *Server) apiConversationOpen(p url.Values) obj {
+	if ch := p.Get("channel"); ch != "" {
+		if _, ok := s.st.ims[ch]; !ok {
+			return apiErr("channel_not_found")
+		}
+		return obj{"ok": true, "channel": obj{"id": ch}}
+	}
+	users := strings.Split(p.Get("users"), ",")
+	if len(users) != 1 || users[0] == "" {
+		return apiErr("invalid_arguments")
+	}
+	u, ok := s.st.users[users[0]]
+	switch {
+	case !ok:
+		return apiErr("user_not_found")
+	case u.Deleted:
+		return apiErr("user_disabled")
+	case u.IsBot:
+		return apiErr("cannot_dm_bot")
+	}
+	id := s.st.openIM(u.ID)
+	s.changedLocked()
+	return obj{"ok": true, "no_op": false, "already_open": false, "channel": obj{"id": id, "is_im": true, "user": u.ID}}
+}
+
+func (s *Server) apiUsersList(url.Values) obj {
+	var members []obj
+	for _, id := range sortedKeys(s.st.users) {
+		members = append(members, s.userJSON(s.st.users[id]))
+	}
+	return obj{"ok": true, "members": members, "response_metadata": obj{"next_cursor": ""}}
 }

@@ -362,14 +362,18 @@ window.addEventListener("unhandledrejection", (ev) => window.localslackErrors.pu
 
     // channels
     if (!state.channel) state.channel = d.channels[0].id;
-    const list = $("channel-list");
+    if (!d.channels.some((c) => c.id === state.channel)) { state.channel = d.channels[0].id; state.thread = ""; }
+    const list = $("channel-list"), dms = $("dm-list");
     list.innerHTML = "";
+    dms.innerHTML = "";
     for (const c of d.channels) {
+      const label = c.im ? '<img class="dm-avatar" src="' + avatar(d.bot.user_id) + '" alt="">' + esc(c.name) : "# " + esc(c.name);
       const a = el("a", { href: "#", class: "nav-item" + (state.view === "channel" && c.id === state.channel ? " active" : ""),
-        "data-testid": "nav-channel", "data-channel": c.id }, "# " + esc(c.name));
-      a.addEventListener("click", (ev) => { ev.preventDefault(); state.view = "channel"; state.channel = c.id; render(); });
-      list.appendChild(el("li")).appendChild(a);
+        "data-testid": c.im ? "nav-dm" : "nav-channel", "data-channel": c.id }, label);
+      a.addEventListener("click", (ev) => { ev.preventDefault(); state.view = "channel"; state.channel = c.id; state.thread = ""; render(); });
+      (c.im ? dms : list).appendChild(el("li")).appendChild(a);
     }
+    $("dm-title").hidden = !d.channels.some((c) => c.im);
     $("nav-home").classList.toggle("active", state.view === "home");
 
     // bot status
@@ -390,12 +394,13 @@ window.addEventListener("unhandledrejection", (ev) => window.localslackErrors.pu
       $("members").innerHTML = "";
       renderHome();
     } else {
-      $("main-title").textContent = "# " + ch.name;
+      $("main-title").textContent = (ch.im ? "" : "# ") + ch.name;
       $("main-topic").textContent = ch.topic || "";
-      $("composer-input").placeholder = "Message #" + ch.name + " — try /kong upgrade start";
+      $("composer-input").placeholder = "Message " + (ch.im ? "" : "#") + ch.name + " — try /kong upgrade start";
       const mem = $("members");
       mem.innerHTML = "";
-      for (const u of d.users.filter((u) => !u.deleted)) mem.appendChild(el("img", { src: avatar(u.id), title: u.real_name, alt: "" }));
+      const members = ch.im ? d.users.filter((u) => u.id === state.acting || u.id === d.bot.user_id) : d.users.filter((u) => !u.deleted);
+      for (const u of members) mem.appendChild(el("img", { src: avatar(u.id), title: u.real_name, alt: "" }));
       renderList($("messages"), ch.messages || [], { empty: "This is the very beginning of <b>#" + esc(ch.name) + "</b>. Type <code>/kong help</code> to start.", forceBottom: state.firstPaint });
       state.firstPaint = false;
     }
