@@ -40,7 +40,10 @@ type Options struct {
 	// DisconnectGrace is how long a socket told to refresh stays open before
 	// localslack closes it; default 2s.
 	DisconnectGrace time.Duration
-	// Now is the clock for message timestamps and signatures; default time.Now.
+	// Now is the workspace clock: message timestamps, fault periods (For),
+	// and the expiry of trigger_ids, response_urls and Socket Mode tickets.
+	// Default time.Now. Request signatures and ack latencies always use the
+	// wall clock, because the bot's verifier and timers do.
 	Now func() time.Time
 	// Logger receives debug logs; default discards. Tokens are never logged.
 	Logger *slog.Logger
