@@ -58,6 +58,24 @@ func Conditions(inv steps.Inventory, err error) map[string]string {
 	return out
 }
 
+// recovery says that the condition named key is over.
+func recovery(key string) string {
+	kind, name, _ := strings.Cut(key, "/")
+	switch kind {
+	case "down":
+		return fmt.Sprintf("node %s answers again", name)
+	case "db":
+		return fmt.Sprintf("node %s reaches the datastore again", name)
+	case "drift":
+		return fmt.Sprintf("node %s runs its generation's version again", name)
+	case "datastore":
+		return "the datastore is readable again"
+	case "inspect":
+		return "the gateway can be read again"
+	}
+	return key + " is over"
+}
+
 // watchHealth reads the gateway of every active run whose interval has
 // passed and posts, in the run's thread, what changed since the last read:
 // each new condition once, and each recovery once. The first read of a run
@@ -128,9 +146,9 @@ func (s *Scheduler) checkHealth(ctx context.Context, r steps.Run) error {
 		keep[k] = text
 		news = append(news, text)
 	}
-	for k, text := range prev.Conditions {
+	for k := range prev.Conditions {
 		if _, ok := now[k]; !ok {
-			recovered = append(recovered, text)
+			recovered = append(recovered, recovery(k))
 		}
 	}
 	if had && len(news) == 0 && len(recovered) == 0 {

@@ -39,7 +39,7 @@ func newEnv(t *testing.T, at time.Time, mod func(o *Options)) *env {
 		starter: &fakeStarter{}, insp: &fakeInspector{}}
 	rules := steps.DefaultRules()
 	rules.RemindAfter, rules.ExpireAfter = 30*time.Minute, 2*time.Hour
-	e.opts = Options{Starter: e.starter, Rules: rules, Clock: e.clock, Grace: 30 * time.Minute, DefaultChannel: "CRUNS"}
+	e.opts = Options{Starter: e.starter, Inspector: e.insp, Rules: rules, Clock: e.clock, Grace: 30 * time.Minute, DefaultChannel: "CRUNS"}
 	if mod != nil {
 		mod(&e.opts)
 	}
