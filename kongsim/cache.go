@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,10 +51,14 @@ func segmentsForKey(key string) segment {
 type nodeCache struct {
 	n *Node
 
-	mu    sync.Mutex
-	dirty segment
-	snap  *snapshot
-	built time.Time // when the snapshot was last fully read, for db_cache_ttl
+	// dirty holds segment bits; writers set them without waiting for a
+	// rebuild in progress, which holds only mu.
+	dirty atomic.Uint32
+	snap  atomic.Pointer[snapshot]
+
+	mu      sync.Mutex // serialises rebuilds
+	builtMu sync.Mutex
+	built   time.Time // when the snapshot was last fully read, for db_cache_ttl
 
 	pollMu   sync.Mutex
 	lastPoll time.Time
@@ -75,8 +80,11 @@ type snapshot struct {
 }
 
 func newNodeCache(n *Node) *nodeCache {
-	return &nodeCache{n: n, dirty: segAll, snap: &snapshot{version: n.version, loaded: n.loaded,
-		services: map[string]Service{}, consumers: map[string]Consumer{}, keys: map[string]KeyAuthCredential{}}}
+	c := &nodeCache{n: n}
+	c.dirty.Store(uint32(segAll))
+	c.snap.Store(&snapshot{version: n.version, loaded: n.loaded,
+		services: map[string]Service{}, consumers: map[string]Consumer{}, keys: map[string]KeyAuthCredential{}})
+	return c
 }
 
 // invalidate marks segments stale on this node.
@@ -85,37 +93,50 @@ func (c *nodeCache) invalidate(keys ...string) {
 	for _, k := range keys {
 		s |= segmentsForKey(k)
 	}
-	if s == 0 {
-		return
+	if s != 0 {
+		c.dirty.Or(uint32(s))
 	}
-	c.mu.Lock()
-	c.dirty |= s
-	c.mu.Unlock()
 }
 
 func (c *nodeCache) view(ctx context.Context) (ProxyView, error) {
+	if c.dirty.Load() == 0 && !c.expired() {
+		return c.snap.Load(), nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ttl := c.n.opts.DBCacheTTL; ttl > 0 && !c.built.IsZero() && time.Since(c.built) > ttl {
-		c.dirty = segAll
+	if c.expired() {
+		c.dirty.Store(uint32(segAll))
 	}
-	if c.dirty == 0 {
-		return c.snap, nil
+	d := segment(c.dirty.Swap(0))
+	if d == 0 {
+		return c.snap.Load(), nil
 	}
-	next := *c.snap
-	err := c.rebuild(ctx, &next, c.dirty)
-	if err != nil {
+	next := *c.snap.Load()
+	if err := c.rebuild(ctx, &next, d); err != nil {
 		// Like Kong's cache, keep serving what was cached when the datastore
 		// cannot be read (schema moved, database down); retry next request.
+		c.dirty.Or(uint32(d))
 		c.n.log.Warn("cache refresh failed, serving cached entities", "err", err)
-		return c.snap, nil
+		return c.snap.Load(), nil
 	}
-	if c.dirty == segAll {
+	if d == segAll {
+		c.builtMu.Lock()
 		c.built = time.Now()
+		c.builtMu.Unlock()
 	}
-	c.snap = &next
-	c.dirty = 0
-	return c.snap, nil
+	c.snap.Store(&next)
+	return &next, nil
+}
+
+// expired reports db_cache_ttl expiry.
+func (c *nodeCache) expired() bool {
+	ttl := c.n.opts.DBCacheTTL
+	if ttl <= 0 {
+		return false
+	}
+	c.builtMu.Lock()
+	defer c.builtMu.Unlock()
+	return !c.built.IsZero() && time.Since(c.built) > ttl
 }
 
 func (c *nodeCache) rebuild(ctx context.Context, s *snapshot, d segment) error {
