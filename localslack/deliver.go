@@ -55,7 +55,7 @@ type Delivery struct {
 	Sent         time.Time       `json:"sent"`
 	Acked        bool            `json:"acked"`
 	AckLatency   time.Duration   `json:"ack_latency"`
-	Late         bool            `json:"late,omitempty"` // acked after AckTimeout
+	Late         bool            `json:"late,omitempty"` // Socket Mode ack after AckTimeout (HTTP requests are cut off at the deadline, as Slack does)
 	Status       int             `json:"status,omitempty"`
 	Response     json.RawMessage `json:"response,omitempty"` // ack payload or HTTP response body
 	Err          string          `json:"error,omitempty"`
@@ -178,7 +178,7 @@ func (s *Server) afterCommand(d Delivery, err error, command, thread string) {
 	now := s.now()
 	if err != nil {
 		reason := "dispatch_failed"
-		if errors.Is(err, ErrNotAcked) && d.Transport == TransportSocket && d.Err == "" {
+		if errors.Is(err, ErrNotAcked) && ((d.Transport == TransportSocket && d.Err == "") || strings.HasPrefix(d.Err, "operation_timeout")) {
 			reason = "operation_timeout"
 		}
 		s.st.ephs = append(s.st.ephs, &Ephemeral{Channel: d.Channel, User: d.User, ThreadTS: thread,
@@ -497,7 +497,10 @@ func (s *Server) deliverHTTP(ctx context.Context, d Delivery, cfg *deliverConfig
 	if cfg.tamper {
 		body = tamper(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
+	// Slack gives up on the bot after the ack deadline and closes the request.
+	rctx, cancel := context.WithTimeout(ctx, s.opts.AckTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return d, fmt.Errorf("localslack: building request to %s: %w", endpoint, err)
 	}
@@ -515,8 +518,11 @@ func (s *Server) deliverHTTP(ctx context.Context, d Delivery, cfg *deliverConfig
 	resp, err := s.client.Do(req)
 	if err != nil {
 		d.Err = err.Error()
+		if rctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			d.Err = "operation_timeout: no answer within " + s.opts.AckTimeout.String()
+		}
 		s.record(&d)
-		return d, fmt.Errorf("%w: %w", ErrNotAcked, err)
+		return d, fmt.Errorf("%w: %s", ErrNotAcked, d.Err)
 	}
 	rb, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()

@@ -220,3 +220,25 @@ func TestResponseURLSink(t *testing.T) {
 		t.Errorf("ephemerals = %+v", e)
 	}
 }
+
+func TestHTTPModeAckDeadline(t *testing.T) {
+	ls := newServer(t, localslack.Options{AckTimeout: 100 * time.Millisecond})
+	ctx := testCtx(t)
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // a bot doing slow work before acking
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	ls.SetEndpoints(localslack.Endpoints{Commands: slow.URL})
+	d, err := ls.SlashCommand(ctx, localslack.OnCallID, localslack.ChannelID, "/kong status")
+	if !errors.Is(err, localslack.ErrNotAcked) || d.Acked || !strings.HasPrefix(d.Err, "operation_timeout") {
+		t.Fatalf("delivery %+v, err %v", d, err)
+	}
+	if e := ls.Ephemerals(localslack.OnCallID); len(e) != 1 || !strings.Contains(e[0].Text, `"operation_timeout"`) {
+		t.Errorf("user saw %+v", e)
+	}
+}
