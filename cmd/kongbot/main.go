@@ -12,6 +12,7 @@ import (
 // process exit code.
 var subcommands = map[string]func(args []string) int{
 	"plan": planMain,
+	"demo": demoMain,
 
 	"datastore": datastoreMain,
 

@@ -1,0 +1,62 @@
+package demo
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kongbot/kongbot/localslack"
+	"github.com/kongbot/kongbot/steps"
+)
+
+// TestRehearsal is the seed's demo path end to end, driven through
+// localslack as people would: check, start, lead approvals, both hops with
+// the demo's own node provisioning, under steady traffic, then the figures.
+func TestRehearsal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	w := newWorld(t, ctx, 40, 2*time.Second)
+	began := time.Now()
+
+	if err := w.env.Smoke(ctx, w.env.FrontURL); err != nil {
+		t.Fatalf("before the run: %v", err)
+	}
+	id := w.startRun()
+	var sawCheck bool
+	for _, e := range w.env.Slack.Ephemerals(localslack.OnCallID) {
+		if strings.Contains(e.Text, "*Gateway demo* · schema 0.13") && strings.Contains(e.Text, "kong-013-2 (0.13.1 generation): :white_check_mark: 0.13.1") {
+			sawCheck = true
+		}
+	}
+	if !sawCheck {
+		t.Errorf("/kong check demo did not show the 0.13.1 gateway: %+v", w.env.Slack.Ephemerals(localslack.OnCallID))
+	}
+
+	hop1Smoked := false
+	r := w.drive(id, func(r steps.Run) bool {
+		if !hop1Smoked && strings.HasPrefix(r.Current, "hop2.") {
+			hop1Smoked = true
+			if err := w.env.Smoke(ctx, w.env.FrontURL); err != nil {
+				t.Errorf("after hop 1: %v", err)
+			}
+		}
+		return false
+	})
+	if r.Status != steps.RunSucceeded {
+		t.Fatalf("run ended %s at %s", r.Status, r.Current)
+	}
+	wall := time.Since(began)
+	if err := w.env.Smoke(ctx, w.env.FrontURL); err != nil {
+		t.Errorf("after hop 2: %v", err)
+	}
+	for _, n := range w.env.Nodes(V10) {
+		if err := w.env.Smoke(ctx, "http://"+n.ProxyAddr); err != nil {
+			t.Errorf("after hop 2 through %s: %v", n.Name, err)
+		}
+	}
+	t.Logf("rehearsal wall time %s (run %s)", wall.Round(time.Second), id)
+	for _, s := range r.Steps {
+		t.Logf("%-28s %-10s %s → %s (%s)", s.ID, s.Status, s.StartedAt.Format("15:04:05.000"), s.EndedAt.Format("15:04:05.000"), s.EndedAt.Sub(s.StartedAt).Round(time.Millisecond))
+	}
+}
