@@ -26,6 +26,7 @@ import (
 	"github.com/kongbot/kongbot/config"
 	"github.com/kongbot/kongbot/kong"
 	"github.com/kongbot/kongbot/runner"
+	"github.com/kongbot/kongbot/schedule"
 	"github.com/kongbot/kongbot/steps"
 	"github.com/kongbot/kongbot/store"
 	"github.com/kongbot/kongbot/traffic"
@@ -70,8 +71,10 @@ func WithBotOptions(f func(*bot.Options)) Option {
 	return func(o *options) { o.botOpts = append(o.botOpts, f) }
 }
 
-// WithScheduler builds the bot's Scheduler (package schedule) from the
-// composed parts. When the scheduler is also a Runnable, App runs it.
+// WithScheduler replaces the default scheduler (package schedule: upgrade
+// windows, scheduled runs, reminders, the digest, the health watch), built
+// from the composed parts. When the scheduler is also a Runnable, App runs
+// it. A nil result turns scheduling off.
 func WithScheduler(f func(Deps) (bot.Scheduler, error)) Option {
 	return func(o *options) { o.scheduler = f }
 }
@@ -155,10 +158,12 @@ func New(cfg *config.Config, opts ...Option) (a *App, err error) {
 		return nil, err
 	}
 	a.planner = NewPlanner(cfg, a.kong)
-	if o.scheduler != nil {
-		if a.sched, err = o.scheduler(Deps{Config: cfg, Store: a.store, Runner: a.runner, Planner: a.planner, Logger: a.log.With("component", "schedule")}); err != nil {
-			return nil, fmt.Errorf("scheduler: %w", err)
-		}
+	deps := Deps{Config: cfg, Store: a.store, Runner: a.runner, Planner: a.planner, Logger: a.log.With("component", "schedule")}
+	if o.scheduler == nil {
+		o.scheduler = defaultScheduler(a.kong)
+	}
+	if a.sched, err = o.scheduler(deps); err != nil {
+		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 	if a.bot, err = a.newBot(rules, o.botOpts); err != nil {
 		return nil, err
@@ -202,6 +207,27 @@ func (a *App) newBot(rules steps.ApprovalRules, edits []func(*bot.Options)) (*bo
 		f(&bo)
 	}
 	return bot.New(bo)
+}
+
+// defaultScheduler is package schedule wired to the runner, the planner and
+// the config's timers and channels.
+func defaultScheduler(k steps.Inspector) func(Deps) (bot.Scheduler, error) {
+	return func(d Deps) (bot.Scheduler, error) {
+		t := d.Config.Timers
+		return schedule.New(schedule.Options{
+			Store:          d.Store,
+			Runs:           d.Runner,
+			Starter:        schedule.PlanStarter{Planner: d.Planner, Runner: d.Runner, Store: d.Store},
+			Inspector:      k,
+			Rules:          runner.RulesFromConfig(d.Config),
+			Grace:          t.ScheduleGrace,
+			Digest:         t.Digest,
+			DigestChannel:  d.Config.Channels.Digest,
+			DefaultChannel: d.Config.Channels.Runs,
+			HealthInterval: t.HealthWatchInterval,
+			Logger:         d.Logger,
+		})
+	}
 }
 
 // listen binds the operational listener, the Slack listener in HTTP mode
