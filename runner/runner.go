@@ -323,6 +323,10 @@ func auditFor(before, after steps.Run, ev steps.Event, refused error) store.Audi
 	if step != "" {
 		fmt.Fprintf(&text, " %s", step)
 	}
+	if ev.Answer != "" {
+		// The answer says what was decided (e.g. a change window override).
+		fmt.Fprintf(&text, " %q", ev.Answer)
+	}
 	if ev.User != "" {
 		fmt.Fprintf(&text, " by %s", ev.User)
 	}

@@ -179,7 +179,7 @@ func TestWindowClosesWhileHighStepWaits(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := e.audit("r1")
-		if !hasAudit(a, "refused-answer", "by ULEAD1") || !hasAudit(a, "answer", "answer "+step+" by ULEAD2: run paused -> running") ||
+		if !hasAudit(a, "refused-answer", "by ULEAD1") || !hasAudit(a, "answer", "answer "+step+` "override-window" by ULEAD2: run paused -> running`) ||
 			!hasAudit(a, "execute", "starting "+step+", attempt 1") {
 			t.Errorf("audit %+v", a)
 		}
