@@ -93,12 +93,15 @@ func (b *Bot) click(ctx context.Context, ic slack.InteractionCallback, a slack.B
 		b.redraw(ctx, run.ID, val.Key, nil)
 		return
 	}
-	err = b.decide(ctx, run.ID, ev, func(accepted bool) {
+	finished, err := b.decide(ctx, run.ID, ev, func(accepted bool) {
 		var d *decision
 		if accepted {
 			d = dec
 		}
 		b.redraw(ctx, run.ID, val.Key, d)
+	}, func(err error) {
+		log.Info("click refused", "err", err)
+		reply(b.refusal(ctx, run.ID, ev, err, v))
 	})
 	if err != nil {
 		log.Info("click refused", "err", err)
@@ -107,6 +110,12 @@ func (b *Bot) click(ctx context.Context, ic slack.InteractionCallback, a slack.B
 	}
 	log.Info("click accepted")
 	if ev.Kind == steps.EvMarkDone {
+		// Say what the verification it started found.
+		select {
+		case <-finished:
+		case <-ctx.Done():
+			return
+		}
 		after, _, err := b.run.Load(ctx, run.ID)
 		if err == nil {
 			if st, ok := after.Step(val.Step); ok && st.Status == steps.StepWaitingManual && st.Check != nil && !st.Check.OK {
@@ -178,6 +187,13 @@ func (b *Bot) staleText(run steps.Run, plan steps.Plan, ev steps.Event) string {
 	}
 	if run.Status.Terminal() {
 		return fmt.Sprintf("Run *%s* is already %s; nothing changed.", run.ID, run.Status)
+	}
+	cur, _ := plan.Step(run.Current)
+	switch ev.Kind {
+	case steps.EvRetry:
+		return fmt.Sprintf("Nothing to retry: run *%s* is %s at *%s*; only a failed step can be retried.", run.ID, run.Status, cur.Title)
+	case steps.EvAbort:
+		return fmt.Sprintf("Run *%s* is already being aborted (by %s); choose a rollback in its thread.", run.ID, mention(run.AbortedBy))
 	}
 	if st, ok := run.Step(ev.Step); ok && ev.Step != "" {
 		return fmt.Sprintf("That message is out of date: *%s* is now %s and the run is %s. Nothing changed.", title, st.Status, run.Status)

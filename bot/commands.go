@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -164,7 +165,7 @@ func (b *Bot) start(ctx context.Context, cmd slack.SlashCommand, c commands.Upgr
 		_, err := b.run.Start(ctx, run)
 		done <- err
 	})
-	committed := b.committed(ctx, id, 0, done)
+	committed := b.started(ctx, id, done)
 	var lerr *store.LockedError
 	switch {
 	case committed == nil:
@@ -183,10 +184,10 @@ func (b *Bot) start(ctx context.Context, cmd slack.SlashCommand, c commands.Upgr
 		id, kind, esc(c.Gateway), plan.From, plan.Target, len(plan.Steps()), cmd.ChannelID)
 }
 
-// committed waits until run id moved past version from (the transition is
-// durable) or the call in done returned; it returns done's error if that
-// came first.
-func (b *Bot) committed(ctx context.Context, id string, from uint64, done <-chan error) error {
+// started waits until the new run id is stored (Start committed it with
+// its lock, so it can no longer be refused) or Start returned; it returns
+// Start's error if that came first.
+func (b *Bot) started(ctx context.Context, id string, done <-chan error) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -196,41 +197,71 @@ func (b *Bot) committed(ctx context.Context, id string, from uint64, done <-chan
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
-			if rec, err := b.st.Run(ctx, id); err == nil && rec.Version > from {
-				// It committed; a refusal would have been quicker than this
-				// poll, but give done a moment to say so.
-				select {
-				case err := <-done:
-					return err
-				case <-time.After(50 * time.Millisecond):
-					return nil
-				}
+			if _, err := b.st.Run(ctx, id); err == nil {
+				return nil
 			}
 		}
 	}
 }
 
-// decide feeds a person's event to the runner. It returns once the event
-// is committed (redraw is then called, and again when the work it started
-// ends) or refused (the error wraps the engine's sentinel).
-func (b *Bot) decide(ctx context.Context, runID string, ev steps.Event, redraw func(accepted bool)) error {
-	rec, err := b.st.Run(ctx, runID)
+// decide feeds a person's event to the runner. It returns nil as soon as
+// the event is committed (the runner may go on executing what it started)
+// and the refusal when the engine refuses it (the error wraps the engine's
+// sentinel). The audit log tells the two apart: every decision by a person
+// is audited, accepted or refused. redraw is called once the outcome is
+// known and again when the work the event started ends; refusedLate is
+// called if a refusal comes after decide already reported acceptance (two
+// clicks by one user racing).
+//
+// finished is closed when the runner is done with the event and what it
+// started (a mark-done's verification, say).
+func (b *Bot) decide(ctx context.Context, runID string, ev steps.Event, redraw func(accepted bool), refusedLate func(error)) (finished <-chan struct{}, err error) {
+	fin := make(chan struct{})
+	base, err := b.st.Audit(ctx, runID)
 	if err != nil {
-		return err
+		close(fin)
+		return fin, err
 	}
+	var reported atomic.Bool
 	done := make(chan error, 1)
 	b.spawn("send "+runID, func(ctx context.Context) {
+		defer close(fin)
 		_, err := b.run.Send(ctx, runID, ev)
 		done <- err
-		if err == nil && redraw != nil {
+		switch {
+		case err == nil && redraw != nil:
 			redraw(true)
+		case err != nil && reported.Load() && refusedLate != nil:
+			refusedLate(err)
 		}
 	})
-	err = b.committed(ctx, runID, rec.Version, done)
-	if redraw != nil {
-		redraw(err == nil)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			reported.Store(true)
+			if redraw != nil {
+				redraw(err == nil)
+			}
+			return fin, err
+		case <-ctx.Done():
+			return fin, ctx.Err()
+		case <-tick.C:
+			es, err := b.st.Audit(ctx, runID)
+			if err != nil {
+				continue
+			}
+			for _, e := range es[min(len(base), len(es)):] {
+				if e.Actor == ev.User && e.Kind == string(ev.Kind) && reported.CompareAndSwap(false, true) {
+					if redraw != nil {
+						redraw(true)
+					}
+					return fin, nil
+				}
+			}
+		}
 	}
-	return err
 }
 
 func (b *Bot) commandDecision(ctx context.Context, user, runID string, r role, what string, ev steps.Event) string {
@@ -244,9 +275,9 @@ func (b *Bot) commandDecision(ctx context.Context, user, runID string, r role, w
 	}
 	ev.Eligible = true
 	cur := run.Current
-	err = b.decide(ctx, runID, ev, func(bool) {
+	_, err = b.decide(ctx, runID, ev, func(bool) {
 		_ = b.refresh(ctx, runID, refreshPayload{}, "summary", "step/"+cur, "approval/"+cur)
-	})
+	}, nil)
 	if err != nil {
 		return b.refusal(ctx, runID, ev, err, v)
 	}

@@ -131,3 +131,140 @@ func TestRunToTheEnd(t *testing.T) {
 		}
 	})
 }
+
+// toApproval starts a hop-1 run as user and brings it to the outage
+// group's approval; it returns the run, its parent and the approval message.
+func (h *harness) toApproval(user string) (string, string, localslack.Message) {
+	h.t.Helper()
+	id, parent := h.startRun(user, "/kong upgrade start prod to 0.14.1")
+	h.waitRun(id, "provision step waiting", at(steps.RunWaitingManual, "hop1.provision-new-nodes"))
+	h.click(user, h.threadMsg(parent, "Provision 0.14.1 nodes", "step_done"), "step_done")
+	h.waitRun(id, "outage approval", at(steps.RunAwaitingApproval, "hop1.termination-on"))
+	return id, parent, h.threadMsg(parent, "Approval needed", "step_approve")
+}
+
+// TestApprovalRules: a lead who started the run cannot approve its high
+// step; two leads clicking at once give exactly one transition; a double
+// click by the same lead is harmless.
+func TestApprovalRules(t *testing.T) {
+	eachMode(t, func(t *testing.T, mode string) {
+		h := newHarness(t, mode, newWorld013())
+		id, _, appr := h.toApproval(localslack.Lead1ID)
+		h.click(localslack.Lead1ID, appr, "step_approve")
+		h.ephemeral(localslack.Lead1ID, "You started run *"+id+"*; *Stop traffic: request-termination on* is a high-risk step and needs 1 approver, not the requester")
+		if n := h.audits(id, "refused-approve"); n != 1 {
+			t.Errorf("refused approvals audited = %d, want 1", n)
+		}
+
+		// Lead 2 double-clicks while lead 1's click... lead 1 may not; so
+		// lead 2 and a second lead-2 click race.
+		done := make(chan struct{}, 3)
+		for range 3 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				val, _ := buttonValue(appr, "step_approve")
+				if _, err := h.ls.Click(h.ctx, localslack.Lead2ID, localslack.ChannelID, appr.TS, "step_approve", val); err != nil {
+					t.Errorf("click: %v", err)
+				}
+			}()
+		}
+		for range 3 {
+			<-done
+		}
+		h.waitRun(id, "past the approval", func(r steps.Run) bool { return r.Status != steps.RunAwaitingApproval })
+		h.eventually("refusals audited", func() bool { return h.audits(id, "approve")+h.audits(id, "refused-approve") >= 4 })
+		if n := h.audits(id, "approve"); n != 1 {
+			t.Errorf("approve transitions = %d, want exactly 1", n)
+		}
+		if got := len(h.runState(id).Approvals["hop1.termination-on"]); got != 1 {
+			t.Errorf("approvals recorded = %d, want 1", got)
+		}
+	})
+}
+
+// TestReject: a lead rejects; the run is aborted, the buttons are replaced
+// by who rejected, and the end is broadcast.
+func TestReject(t *testing.T) {
+	eachMode(t, func(t *testing.T, mode string) {
+		h := newHarness(t, mode, newWorld013())
+		id, parent, appr := h.toApproval(localslack.OnCallID)
+		h.click(localslack.Lead2ID, appr, "step_reject")
+		h.waitRun(id, "aborted", func(r steps.Run) bool { return r.Status == steps.RunAborted })
+		h.eventually("rejection shown", func() bool {
+			m := h.current(appr.TS)
+			return !hasButtons(m) && strings.Contains(msgText(m), "Rejected by <@"+localslack.Lead2ID+">")
+		})
+		h.threadMsg(parent, "Run r1 aborted", "rejected hop1.termination-on", "hop1.snapshot")
+		h.eventually("summary shows aborted", func() bool { return strings.Contains(msgText(h.current(parent)), "aborted by <@"+localslack.Lead2ID+">") })
+		// The gateway is free again.
+		id2, _ := h.startRun(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
+		if id2 == id {
+			t.Fatalf("second run reused %s", id)
+		}
+	})
+}
+
+// TestFailureRetryAndAbort: a failed migration offers Retry and Abort;
+// retry runs it again; a second failure is aborted from its message, and
+// the rollback offered (remove request-termination) is chosen and done.
+func TestFailureRetryAndAbort(t *testing.T) {
+	eachMode(t, func(t *testing.T, mode string) {
+		w := newWorld013()
+		w.failMigrate = 2
+		h := newHarness(t, mode, w)
+		id, parent, appr := h.toApproval(localslack.OnCallID)
+		h.click(localslack.Lead1ID, appr, "step_approve")
+		h.waitRun(id, "migration failed", at(steps.RunFailed, "hop1.migrations-up"))
+		failed := h.threadMsg(parent, "kong migrations up (0.14.1)", "exited 1", "step_retry")
+		h.click(localslack.GuestID, failed, "step_retry")
+		h.ephemeral(localslack.GuestID, "guest accounts cannot retry this step")
+		h.click(localslack.OnCallID, failed, "step_retry")
+		h.waitRun(id, "failed again", func(r steps.Run) bool {
+			st, _ := r.Step("hop1.migrations-up")
+			return r.Status == steps.RunFailed && st.Attempts == 2
+		})
+		h.click(localslack.OnCallID, h.threadMsg(parent, "(attempt 2)", "run_abort"), "run_abort")
+		h.waitRun(id, "rollback offered", func(r steps.Run) bool { return r.Status == steps.RunAborting })
+		offer := h.threadMsg(parent, "is being aborted", "rollback_remove-termination")
+		h.click(localslack.OnCallID, offer, "rollback_remove-termination")
+		h.waitRun(id, "aborted", func(r steps.Run) bool { return r.Status == steps.RunAborted })
+		if w.termination {
+			t.Errorf("request-termination still on after the rollback")
+		}
+		h.eventually("offer shows the choice", func() bool {
+			m := h.current(offer.TS)
+			return !hasButtons(m) && strings.Contains(msgText(m), "Chosen by <@"+localslack.OnCallID+">")
+		})
+		h.eventually("failed step no longer offers retry", func() bool {
+			m := h.current(failed.TS)
+			return !hasButtons(m) && strings.Contains(msgText(m), "aborted by")
+		})
+		// Both failed attempts' logs are files in the thread.
+		h.eventually("two log files", func() bool {
+			n := 0
+			for _, f := range h.ls.Files() {
+				if f.ThreadTS == parent && strings.HasPrefix(f.Name, "r1-hop1.migrations-up-attempt") {
+					n++
+				}
+			}
+			return n == 2
+		})
+	})
+}
+
+// TestAbortCommand: /kong upgrade abort from a non-member is refused; from
+// the requester it aborts a run waiting for approval.
+func TestAbortCommand(t *testing.T) {
+	eachMode(t, func(t *testing.T, mode string) {
+		h := newHarness(t, mode, newWorld013())
+		id, parent, appr := h.toApproval(localslack.OnCallID)
+		h.command(localslack.GuestID, "/kong upgrade abort "+id+" changed my mind")
+		h.ephemeral(localslack.GuestID, "guest accounts cannot abort runs")
+		h.command(localslack.OnCallID, "/kong upgrade abort "+id+" wrong window")
+		h.ephemeral(localslack.OnCallID, "Run *"+id+"* is aborted")
+		h.eventually("approval buttons gone", func() bool { return !hasButtons(h.current(appr.TS)) })
+		h.threadMsg(parent, "Run r1 aborted", "wrong window")
+		h.command(localslack.OnCallID, "/kong upgrade abort "+id)
+		h.ephemeral(localslack.OnCallID, "already aborted")
+	})
+}

@@ -290,7 +290,9 @@ type harness struct {
 	stop    func()
 }
 
-type harnessOpt func(*bot.Options, *runner.Options)
+type harnessOpt func(*bot.Options, *runnerOptions)
+
+type runnerOptions = runner.Options
 
 var modes = []string{bot.ModeSocket, bot.ModeHTTP}
 
@@ -314,7 +316,7 @@ func newHarness(t *testing.T, mode string, w *world, opts ...harnessOpt) *harnes
 		cancel()
 		_ = ls.Close()
 		if t.Failed() {
-			t.Logf("bot log:\n%s", tail(h.logs.String(), 6000))
+			t.Logf("bot log:\n%s", tail(h.logs.String(), 30000))
 		}
 	})
 	return h

@@ -1,0 +1,139 @@
+package bot_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kongbot/kongbot/localslack"
+	"github.com/kongbot/kongbot/steps"
+)
+
+// TestSlackOutageDuringRun: while the run moves on, Slack answers 429 with
+// Retry-After and then drops every connection for a while. Afterwards every
+// message has arrived, in order, none twice, and each shows the final state.
+func TestSlackOutageDuringRun(t *testing.T) {
+	eachMode(t, func(t *testing.T, mode string) {
+		w := newWorld013()
+		h := newHarness(t, mode, w)
+		id, parent, appr := h.toApproval(localslack.OnCallID)
+		h.delivered(id)
+		w.startGen("0.14.1", "0.14.1")
+		// Only the deliverer's methods fail, so clicks still reach the bot
+		// and their authorization checks still answer.
+		for _, f := range []localslack.Fault{
+			{Method: "chat.postMessage", Kind: localslack.RateLimited, Count: 2, RetryAfter: 1},
+			{Method: "chat.update", Kind: localslack.RateLimited, Count: 1, RetryAfter: 1},
+			{Method: "chat.postMessage", Kind: localslack.Down, For: 3 * time.Second},
+			{Method: "chat.update", Kind: localslack.Down, For: 3 * time.Second},
+			{Method: "files.getUploadURLExternal", Kind: localslack.Down, For: 3 * time.Second},
+		} {
+			if _, err := h.ls.Inject(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.click(localslack.Lead1ID, appr, "step_approve")
+		h.waitRun(id, "decommission checked and waiting", func(r steps.Run) bool {
+			st, _ := r.Step("hop1.decommission-old")
+			return r.Current == st.ID && st.Status == steps.StepWaitingManual && st.Check != nil && !st.Check.OK
+		})
+		w.stopGen("0.13.1")
+		// The decommission message may not be in Slack yet: mark it done
+		// through the command line's twin, the engine event, as the timer
+		// would.
+		if _, err := h.rn.Send(h.ctx, id, steps.Event{Kind: steps.EvMarkDone, Step: "hop1.decommission-old", User: localslack.OnCallID}); err != nil {
+			t.Fatal(err)
+		}
+		h.waitRun(id, "succeeded", func(r steps.Run) bool { return r.Status == steps.RunSucceeded })
+		h.delivered(id)
+
+		var faulted int
+		for _, c := range append(h.ls.Calls("chat.postMessage"), h.ls.Calls("chat.update")...) {
+			if c.Fault != "" {
+				faulted++
+			}
+		}
+		if faulted < 4 {
+			t.Errorf("only %d calls met a fault; the test did not exercise the outage", faulted)
+		}
+		h.metrics.mu.Lock()
+		rl := h.metrics.rateLimited
+		h.metrics.mu.Unlock()
+		if rl == 0 {
+			t.Errorf("no rate limit was reported to Metrics")
+		}
+
+		// Every post of the run is in Slack exactly once, in outbox order.
+		msgs, _ := h.st.Outbox(h.ctx, id)
+		keyed := map[string]bool{}
+		wantPosts := 0
+		for _, m := range msgs {
+			switch {
+			case m.Kind == "refresh":
+			case m.Key == "":
+				wantPosts++
+			case !keyed[m.Key]:
+				keyed[m.Key] = true
+				wantPosts++
+			}
+		}
+		all := []localslack.Message{h.current(parent)}
+		files := 0
+		for _, m := range h.ls.Thread(parent) {
+			if len(m.Files) > 0 {
+				files++ // the migration log, shared into the thread
+				continue
+			}
+			all = append(all, m)
+		}
+		if files != 1 {
+			t.Errorf("%d file messages in the thread, want 1 (the migration log)", files)
+		}
+		seenKey := map[string]int{}
+		seenID := map[string]int{}
+		lastID := -1
+		for _, m := range all {
+			var md struct {
+				EventType    string            `json:"event_type"`
+				EventPayload map[string]string `json:"event_payload"`
+			}
+			if err := json.Unmarshal(m.Metadata, &md); err != nil || md.EventType != "kongbot_message" {
+				t.Errorf("message %s has no kongbot metadata: %s", m.TS, m.Metadata)
+				continue
+			}
+			if k := md.EventPayload["key"]; k != "" {
+				seenKey[k]++
+			}
+			seenID[md.EventPayload["outbox_id"]]++
+			var n int
+			if err := json.Unmarshal([]byte(md.EventPayload["outbox_id"]), &n); err != nil {
+				t.Fatal(err)
+			}
+			if n <= lastID {
+				t.Errorf("message for outbox %d posted after outbox %d", n, lastID)
+			}
+			lastID = n
+		}
+		if len(all) != wantPosts {
+			t.Errorf("%d messages in Slack, want %d", len(all), wantPosts)
+		}
+		for k, n := range seenKey {
+			if n != 1 {
+				t.Errorf("key %s posted %d times", k, n)
+			}
+		}
+		for id, n := range seenID {
+			if n != 1 {
+				t.Errorf("outbox message %s posted %d times", id, n)
+			}
+		}
+		// Each step message shows its final state.
+		for _, m := range h.ls.Thread(parent) {
+			txt := msgText(m)
+			if strings.Contains(txt, "Step ") && strings.Contains(txt, "*Status*") && !strings.Contains(txt, ":white_check_mark: succeeded") && !strings.Contains(txt, "skipped") {
+				t.Errorf("step message not in its final state: %s", txt)
+			}
+		}
+	})
+}
