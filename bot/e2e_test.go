@@ -195,7 +195,9 @@ func TestReject(t *testing.T) {
 			return !hasButtons(m) && strings.Contains(msgText(m), "Rejected by <@"+localslack.Lead2ID+">")
 		})
 		h.threadMsg(parent, "Run r1 aborted", "rejected hop1.termination-on", "hop1.snapshot")
-		h.eventually("summary shows aborted", func() bool { return strings.Contains(msgText(h.current(parent)), "aborted by <@"+localslack.Lead2ID+">") })
+		h.eventually("summary shows aborted", func() bool {
+			return strings.Contains(msgText(h.current(parent)), "aborted by <@"+localslack.Lead2ID+">")
+		})
 		// The gateway is free again.
 		id2, _ := h.startRun(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
 		if id2 == id {
