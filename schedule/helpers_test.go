@@ -19,7 +19,7 @@ import (
 // clock, and fakes only at the edges: the run starter (the bot's wiring)
 // and the gateway inspector (Kong).
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	path    string
 	clock   *FakeClock
 	st      *store.Store
@@ -33,7 +33,7 @@ type env struct {
 // fri is Friday 4 Dec 2026, 00:00 UTC; the next day is a Saturday.
 var fri = time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
 
-func newEnv(t *testing.T, at time.Time, mod func(o *Options)) *env {
+func newEnv(t testing.TB, at time.Time, mod func(o *Options)) *env {
 	t.Helper()
 	e := &env{t: t, path: filepath.Join(t.TempDir(), "kongbot.db"), clock: NewFakeClock(at),
 		starter: &fakeStarter{}, insp: &fakeInspector{}}
@@ -99,11 +99,17 @@ func (e *env) tick() {
 // step, asked at asked, as the runner would have left it.
 func (e *env) runAt(id, step string, asked time.Time) steps.Run {
 	e.t.Helper()
+	return e.runOn("prod", id, step, asked)
+}
+
+// runOn is runAt on another gateway.
+func (e *env) runOn(gateway, id, step string, asked time.Time) steps.Run {
+	e.t.Helper()
 	p, err := steps.PlanPath("0.14.1", "1.0.3")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	r := steps.NewRun(id, "prod", "UREQ", "CRUNS", p, steps.Inventory{Gateway: "prod", Schema: steps.Schema014}, false, asked)
+	r := steps.NewRun(id, gateway, "UREQ", "CRUNS", p, steps.Inventory{Gateway: gateway, Schema: steps.Schema014}, false, asked)
 	r.Status, r.Current, r.TimerToken, r.Seq = steps.RunAwaitingApproval, step, 1, 10
 	found := false
 	for i := range r.Steps {
@@ -120,8 +126,8 @@ func (e *env) runAt(id, step string, asked time.Time) steps.Run {
 	}
 	data, _ := json.Marshal(r)
 	_, err = e.st.Commit(context.Background(), store.Change{
-		Run:  &store.Run{ID: id, Gateway: "prod", Status: string(r.Status), Requester: r.Requester, Data: data},
-		Lock: &store.Lock{Gateway: "prod", Run: id, Requester: r.Requester},
+		Run:  &store.Run{ID: id, Gateway: gateway, Status: string(r.Status), Requester: r.Requester, Data: data},
+		Lock: &store.Lock{Gateway: gateway, Run: id, Requester: r.Requester},
 	})
 	if err != nil {
 		e.t.Fatal(err)

@@ -13,6 +13,7 @@ func TestWindows(t *testing.T) {
 		{Name: "saturday-night", Start: "0 2 * * 6", Duration: 2 * time.Hour, Gateways: []string{"prod"}},
 		{Name: "daily", Start: "0 12 * * *", Duration: 30 * time.Minute, Gateways: []string{"edge"}},
 		{Name: "edge-long", Start: "15 12 * * *", Duration: time.Hour, Gateways: []string{"edge"}},
+		{Name: "paris", Start: "CRON_TZ=Europe/Paris 0 3 * * 6", Duration: time.Hour, Gateways: []string{"eu"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,7 @@ func TestWindows(t *testing.T) {
 			time.Date(2026, 12, 5, 13, 15, 0, 0, time.UTC), time.Time{}, "edge-long"},
 		{"between windows: the sooner opening", "edge", time.Date(2026, 12, 5, 13, 30, 0, 0, time.UTC), true, false, time.Time{},
 			time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), "daily"},
+		{"a window in its own zone (03:00 Paris is 02:00 UTC in December)", "eu", sat.Add(-time.Minute), true, false, time.Time{}, sat, "paris"},
 		{"a non-UTC now", "prod", sat.In(time.FixedZone("X", 5*3600)).Add(time.Minute), true, true, sat.Add(2 * time.Hour), time.Time{}, "saturday-night"},
 	}
 	for _, c := range cases {
