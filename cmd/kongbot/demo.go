@@ -27,7 +27,7 @@ func demoMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) > 0 && args[0] == "kongsim-migrations" {
-		return kongsim.RunMigrationsCLI(ctx, args[1:], os.Stdout, os.Stderr)
+		return demoMigrations(ctx, args[1:])
 	}
 	return runDemo(ctx, args, os.Stdout, os.Stderr)
 }
@@ -76,4 +76,39 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// demoMigrations runs kongsim's migrations CLI. Two variables serve the
+// demo's tests: KONGBOT_DEMO_MIGRATION_LOG names a file where each run
+// appends its arguments' verb and version and its exit code (so a test can
+// tell a migration never ran twice), and KONGBOT_DEMO_KILL_PARENT names a
+// file whose existence makes the run SIGKILL its parent (the bot) while it
+// migrates (the file is removed first, so it happens once): the crash test's
+// kill inside a migration.
+func demoMigrations(ctx context.Context, args []string) int {
+	if f := os.Getenv("KONGBOT_DEMO_KILL_PARENT"); f != "" {
+		if err := os.Remove(f); err == nil {
+			_ = syscall.Kill(os.Getppid(), syscall.SIGKILL)
+			// Let the bot die before the migration ends, as a host crash
+			// in the middle of a long migration would.
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	code := kongsim.RunMigrationsCLI(ctx, args, os.Stdout, os.Stderr)
+	if f := os.Getenv("KONGBOT_DEMO_MIGRATION_LOG"); f != "" {
+		verb, version := "", ""
+		if len(args) > 0 {
+			verb = args[0]
+		}
+		for i, a := range args {
+			if a == "--version" && i+1 < len(args) {
+				version = args[i+1]
+			}
+		}
+		if lf, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+			fmt.Fprintf(lf, "%s %s %d\n", verb, version, code)
+			lf.Close()
+		}
+	}
+	return code
 }

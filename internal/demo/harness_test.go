@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/kongbot/kongbot/admin"
 	"github.com/kongbot/kongbot/localslack"
 	"github.com/kongbot/kongbot/steps"
@@ -61,17 +63,19 @@ func kongbotBinary(t *testing.T) string {
 
 // botProc is `kongbot serve --config` as a child process, restartable.
 type botProc struct {
-	t    *testing.T
-	bin  string
-	bc   BotConfig
-	cmd  *exec.Cmd
-	done chan struct{}
-	logs *bytes.Buffer
-	mu   sync.Mutex
+	t   *testing.T
+	bin string
+	bc  BotConfig
+	// extraEnv is added to the bot's environment (test hooks).
+	extraEnv []string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	logs     *bytes.Buffer
+	mu       sync.Mutex
 }
 
-func startBot(t *testing.T, bin string, bc BotConfig) *botProc {
-	b := &botProc{t: t, bin: bin, bc: bc, logs: &bytes.Buffer{}}
+func startBot(t *testing.T, bin string, bc BotConfig, extraEnv ...string) *botProc {
+	b := &botProc{t: t, bin: bin, bc: bc, logs: &bytes.Buffer{}, extraEnv: extraEnv}
 	b.start()
 	t.Cleanup(func() { b.stop(syscall.SIGTERM) })
 	return b
@@ -91,7 +95,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 func (b *botProc) start() {
 	b.t.Helper()
 	cmd := exec.Command(b.bin, "serve", "--config", b.bc.Path, "--log-level", "info")
-	cmd.Env = append(os.Environ(), b.bc.Env...)
+	cmd.Env = append(append(os.Environ(), b.bc.Env...), b.extraEnv...)
 	w := lockedWriter{&b.mu, b.logs}
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -168,10 +172,16 @@ type world struct {
 	client *admin.Client
 	prov   *Provisioner
 
+	migLog, killFile string
+	dbMu             sync.Mutex
+	maxTermination   int // most request-termination plugins seen at once
+	maxServices      int
+	maxRoutes        int
+
 	// retries counts Retry clicks (only the crash test expects any).
-	retries  int
+	retries    int
 	allowRetry bool
-	clicks   []string
+	clicks     []string
 }
 
 func newWorld(t *testing.T, ctx context.Context, rate float64, bake time.Duration) *world {
@@ -198,8 +208,10 @@ func newWorld(t *testing.T, ctx context.Context, rate float64, bake time.Duratio
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, ctx: ctx, env: env, bc: bc, client: admin.NewClient(bc.AdminAddr)}
-	w.bot = startBot(t, bin, bc)
+	w := &world{t: t, ctx: ctx, env: env, bc: bc, client: admin.NewClient(bc.AdminAddr),
+		migLog: filepath.Join(env.Dir, "migrations.log"), killFile: filepath.Join(env.Dir, "kill-in-migration")}
+	w.bot = startBot(t, bin, bc, "KONGBOT_DEMO_MIGRATION_LOG="+w.migLog, "KONGBOT_DEMO_KILL_PARENT="+w.killFile)
+	w.watchDB()
 	if err := w.bot.waitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -393,4 +405,42 @@ func (w *world) startRun() string {
 	}
 	w.t.Fatalf("%v after /kong upgrade start: ephemerals %+v", errNoRun, w.env.Slack.Ephemerals(localslack.OnCallID))
 	return ""
+}
+
+// watchDB samples the Kong datastore while the run goes, to tell a side
+// effect that happened twice even if it was later undone.
+func (w *world) watchDB() {
+	ctx, cancel := context.WithCancel(w.ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	w.t.Cleanup(func() { cancel(); wg.Wait() })
+	go func() {
+		defer wg.Done()
+		conn, err := pgx.Connect(ctx, w.env.DSN)
+		if err != nil {
+			return
+		}
+		defer conn.Close(context.Background())
+		count := func(q string) int {
+			var n int
+			if err := conn.QueryRow(ctx, q).Scan(&n); err != nil {
+				return -1
+			}
+			return n
+		}
+		for ctx.Err() == nil {
+			term := count("SELECT count(*) FROM plugins WHERE name = 'request-termination'")
+			svc := count("SELECT count(*) FROM services")
+			rt := count("SELECT count(*) FROM routes")
+			w.dbMu.Lock()
+			w.maxTermination = max(w.maxTermination, term)
+			w.maxServices = max(w.maxServices, svc)
+			w.maxRoutes = max(w.maxRoutes, rt)
+			w.dbMu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
 }
