@@ -85,9 +85,12 @@ type Scheduler struct {
 	digest cron.Schedule
 
 	tickMu sync.Mutex
-	mu     sync.Mutex
-	health map[string]time.Time // run -> last read (in memory: a restart reads at once)
-	wake   chan struct{}
+	// schedMu makes a due schedule's writes and Unschedule exclusive, so a
+	// removed schedule is never written back by a tick that read it first.
+	schedMu sync.Mutex
+	mu      sync.Mutex
+	health  map[string]time.Time // run -> last read (in memory: a restart reads at once)
+	wake    chan struct{}
 }
 
 // New checks the options and makes a Scheduler.

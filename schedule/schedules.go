@@ -128,8 +128,10 @@ func (s *Scheduler) Unschedule(ctx context.Context, user, id string) (string, er
 		return "", fmt.Errorf("reading schedule %s: %w", id, err)
 	}
 	what := describe(sc)
+	s.schedMu.Lock()
 	err = s.st.DeleteSchedule(ctx, id, store.AuditEntry{Run: id, Kind: "schedule-deleted", Actor: user,
 		Text: fmt.Sprintf("%s removed schedule %s: %s", user, id, what)})
+	s.schedMu.Unlock()
 	if errors.Is(err, store.ErrNotFound) {
 		return "", fmt.Errorf("schedule %s was removed meanwhile", id)
 	}
@@ -188,8 +190,8 @@ func (s *Scheduler) fire(ctx context.Context, sc store.Schedule) error {
 		if err != nil {
 			return err
 		}
-		_, err = s.st.Commit(ctx, store.Change{PutSchedules: []store.Schedule{after}, Outbox: []store.Message{msg},
-			Audit: []store.AuditEntry{{Run: sc.ID, Kind: "schedule-missed", Actor: "scheduler", Text: fmt.Sprintf("schedule %s due %s skipped: %s late, grace %s", sc.ID, due.UTC().Format(time.RFC3339), late.Round(time.Second), s.o.Grace)}}})
+		_, err = s.putIfPresent(ctx, store.Change{PutSchedules: []store.Schedule{after}, Outbox: []store.Message{msg},
+			Audit: []store.AuditEntry{{Run: sc.ID, Kind: "schedule-missed", Actor: "scheduler", Text: fmt.Sprintf("schedule %s due %s skipped: %s late, grace %s", sc.ID, due.UTC().Format(time.RFC3339), late.Round(time.Second), s.o.Grace)}}}, sc.ID)
 		s.log.Warn("scheduled upgrade missed", "schedule", sc.ID, "due", due, "late", late)
 		return err
 	}
@@ -197,8 +199,11 @@ func (s *Scheduler) fire(ctx context.Context, sc store.Schedule) error {
 		after.State = StateStarted
 	}
 	after.Note = "Opening the run due " + stamp(due) + "."
-	if _, err := s.st.Commit(ctx, store.Change{PutSchedules: []store.Schedule{after}}); err != nil {
-		return fmt.Errorf("recording that schedule %s is due: %w", sc.ID, err)
+	if ok, err := s.putIfPresent(ctx, store.Change{PutSchedules: []store.Schedule{after}}, sc.ID); err != nil || !ok {
+		if err != nil {
+			return fmt.Errorf("recording that schedule %s is due: %w", sc.ID, err)
+		}
+		return nil // removed meanwhile: nothing to open
 	}
 	runID, serr := s.o.Starter.StartRun(ctx, StartRequest{Gateway: sc.Gateway, Target: sc.Target, Requester: sc.CreatedBy, Channel: sc.Channel, Schedule: sc.ID})
 	var (
@@ -230,13 +235,28 @@ func (s *Scheduler) fire(ctx context.Context, sc store.Schedule) error {
 	if err != nil {
 		return err
 	}
-	ch := store.Change{Outbox: []store.Message{msg}, Audit: []store.AuditEntry{audit}}
-	// The schedule may have been removed while the run was opening.
-	if _, err := s.st.Schedule(ctx, sc.ID); err == nil {
-		ch.PutSchedules = []store.Schedule{after}
-	}
-	if _, err := s.st.Commit(ctx, ch); err != nil {
+	// The run's note and audit stay even if the schedule was removed while
+	// the run was opening; the schedule itself is not written back then.
+	if ok, err := s.putIfPresent(ctx, store.Change{PutSchedules: []store.Schedule{after}, Outbox: []store.Message{msg}, Audit: []store.AuditEntry{audit}}, sc.ID); err != nil {
 		return fmt.Errorf("recording schedule %s: %w", sc.ID, err)
+	} else if !ok {
+		if _, err := s.st.Commit(ctx, store.Change{Outbox: []store.Message{msg}, Audit: []store.AuditEntry{audit}}); err != nil {
+			return fmt.Errorf("recording schedule %s: %w", sc.ID, err)
+		}
 	}
 	return serr
+}
+
+// putIfPresent commits ch, which writes schedule id, only if id still
+// exists; ok reports whether it did.
+func (s *Scheduler) putIfPresent(ctx context.Context, ch store.Change, id string) (bool, error) {
+	s.schedMu.Lock()
+	defer s.schedMu.Unlock()
+	if _, err := s.st.Schedule(ctx, id); errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	_, err := s.st.Commit(ctx, ch)
+	return err == nil, err
 }

@@ -249,3 +249,35 @@ func TestNextWake(t *testing.T) {
 		t.Fatalf("wake %s %v, want the reminder at 00:20", at, err)
 	}
 }
+
+type starterFunc func(ctx context.Context, req StartRequest) (string, error)
+
+func (f starterFunc) StartRun(ctx context.Context, req StartRequest) (string, error) {
+	return f(ctx, req)
+}
+
+// A schedule removed while its run was opening is not written back.
+func TestUnscheduleWhileOpening(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, fri, nil)
+	if _, err := e.sched.Schedule(ctx, "UOPS", "C1", onCron("0 1 * * *")); err != nil {
+		t.Fatal(err)
+	}
+	e.sched.o.Starter = starterFunc(func(ctx context.Context, req StartRequest) (string, error) {
+		if _, err := e.sched.Unschedule(ctx, "ULEAD1", req.Schedule); err != nil {
+			t.Error(err)
+		}
+		return "r9", nil
+	})
+	e.clock.Set(fri.Add(time.Hour))
+	e.tick()
+	if _, err := e.st.Schedule(ctx, "s1"); err == nil {
+		t.Fatal("the removed schedule was written back")
+	}
+	if txt := e.texts("r9"); len(txt) != 1 || !strings.Contains(txt[0], "Opened by schedule *s1*") {
+		t.Errorf("run note %q", txt)
+	}
+	if a := e.audit("s1"); !hasAudit(a, "schedule-deleted", "ULEAD1") || !hasAudit(a, "schedule-opened", "opened run r9") {
+		t.Errorf("audit %+v", a)
+	}
+}
