@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/kongbot/kongbot/admin"
 	"github.com/kongbot/kongbot/bot"
 	"github.com/kongbot/kongbot/config"
 	"github.com/kongbot/kongbot/internal/app"
@@ -67,6 +68,7 @@ type scenario struct {
 	ctx   context.Context
 	ls    *localslack.Server
 	app   *app.App
+	build func() *app.App // a new App from the same config (a restart)
 	logs  *syncBuffer
 	dir   string
 	store string
@@ -200,18 +202,21 @@ func newScenario(t *testing.T, mode string) *scenario {
 		w = io.MultiWriter(logs, os.Stderr)
 	}
 	log := app.NewLogger(w, slog.LevelDebug, app.NewRedactor(cfg))
-	a, err := app.New(cfg, app.WithLogger(log), app.WithBotOptions(func(o *bot.Options) {
-		o.PollInterval, o.RetryBase, o.RetryMax = 20*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
-		o.CallTimeout, o.HomeRefresh = 5*time.Second, 100*time.Millisecond
-	}))
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
+	build := func() *app.App {
+		a, err := app.New(cfg, app.WithLogger(log), app.WithBotOptions(func(o *bot.Options) {
+			o.PollInterval, o.RetryBase, o.RetryMax = 20*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
+			o.CallTimeout, o.HomeRefresh = 5*time.Second, 100*time.Millisecond
+		}))
+		if err != nil {
+			t.Fatalf("app.New: %v", err)
+		}
+		if mode == bot.ModeHTTP {
+			base := "http://" + a.HTTPAddr()
+			ls.SetEndpoints(localslack.Endpoints{Commands: base + "/slack/commands", Interactions: base + "/slack/interactions", Events: base + "/slack/events"})
+		}
+		return a
 	}
-	if mode == bot.ModeHTTP {
-		base := "http://" + a.HTTPAddr()
-		ls.SetEndpoints(localslack.Endpoints{Commands: base + "/slack/commands", Interactions: base + "/slack/interactions", Events: base + "/slack/events"})
-	}
-	s := &scenario{t: t, ctx: ctx, ls: ls, app: a, logs: logs, dir: dir, store: storePath}
+	s := &scenario{t: t, ctx: ctx, ls: ls, app: build(), build: build, logs: logs, dir: dir, store: storePath}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("app log (tail):\n%s", tail(logs.String(), 8000))
@@ -341,13 +346,9 @@ func (s *scenario) click(user, actionID, step string) {
 	}
 }
 
-// upgradeUntilAborted drives one run through the bot: the preflights, a
-// manual step marked done, the snapshot, the hop 1 outage group approved by
-// a lead, request-termination on, a migration that does not change the
-// schema (so the step fails), then abort with the request-termination
-// rollback. It returns the run ID.
-func (s *scenario) upgradeUntilAborted() string {
-	t := s.t
+// startRun has the on-call engineer start an upgrade to 0.14.1 and waits
+// for its first manual step.
+func (s *scenario) startRun() string {
 	s.command(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
 	var id string
 	s.eventually("the run to be stored", func() bool {
@@ -359,6 +360,17 @@ func (s *scenario) upgradeUntilAborted() string {
 		return false
 	})
 	s.waitRun(id, "the provisioning step", at(steps.RunWaitingManual, "hop1.provision-new-nodes"))
+	return id
+}
+
+// upgradeUntilAborted drives one run through the bot: the preflights, a
+// manual step marked done, the snapshot, the hop 1 outage group approved by
+// a lead, request-termination on, a migration that does not change the
+// schema (so the step fails), then abort with the request-termination
+// rollback. It returns the run ID.
+func (s *scenario) upgradeUntilAborted() string {
+	t := s.t
+	id := s.startRun()
 	s.click(localslack.OnCallID, "step_done", "hop1.provision-new-nodes")
 	run := s.waitRun(id, "the outage approval", func(r steps.Run) bool {
 		return r.Status == steps.RunAwaitingApproval || r.Status == steps.RunFailed
@@ -599,5 +611,34 @@ func TestNoSecretInLogsMessagesOrStore(t *testing.T) {
 				t.Errorf("%s holds secret %q…: %q", where, secret[:6], b[max(0, i-200):min(len(b), i+len(secret)+50)])
 			}
 		}
+	}
+}
+
+// TestRestartResumesTheRun stops the app in the middle of a run and builds
+// a new one from the same config: the store was released, the run resumes,
+// its state shows in /metrics at once, and the admin endpoint serves it.
+func TestRestartResumesTheRun(t *testing.T) {
+	s := newScenario(t, bot.ModeSocket)
+	s.start()
+	s.eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	id := s.startRun()
+	if err := s.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	s.app = s.build()
+	s.start()
+	s.eventually("readyz 200 after the restart", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	_, body := s.get("/metrics")
+	if n, _ := value(scrape(t, body), "kongbot_runs", map[string]string{"state": string(steps.RunWaitingManual)}); n != 1 {
+		t.Fatalf("kongbot_runs{state=waiting-manual} = %v after the restart, want 1", n)
+	}
+	runs, err := admin.NewClient(s.app.AdminAddr()).Runs(s.ctx, store.RunFilter{ActiveOnly: true})
+	if err != nil || len(runs) != 1 || runs[0].ID != id {
+		t.Fatalf("admin endpoint runs = %+v, %v; want run %s", runs, err, id)
+	}
+	s.click(localslack.OnCallID, "step_done", "hop1.provision-new-nodes")
+	s.waitRun(id, "the outage approval after the restart", at(steps.RunAwaitingApproval, "hop1.termination-on"))
+	if !strings.Contains(s.logs.String(), `"msg":"resuming run","component":"runner","run_id":"`+id+`"`) {
+		t.Errorf("no resume logged for %s", id)
 	}
 }
