@@ -598,6 +598,10 @@ func (n *Node) applyRoute(r *Route, b body) map[string]any {
 }
 
 func (n *Node) upsertRoute(ctx context.Context, b body, key string, partial, put bool) (int, any, error) {
+	if key != "" && !isUUID(key) && !n.version.Is10() {
+		// 0.x routes have no name to address them by.
+		return 0, nil, errNotFound
+	}
 	now := time.Now().UTC().Truncate(time.Second)
 	r := Route{Protocols: []string{"http", "https"}, StripPath: true}
 	exists := false
