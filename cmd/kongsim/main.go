@@ -57,6 +57,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	plugins := fs.String("plugins", "bundled", "Kong `plugins` setting, e.g. bundled,okta-auth")
 	name := fs.String("name", "", "node name reported as hostname (default: the host name)")
 	freq := fs.Duration("db-update-frequency", kongsim.DefaultDBUpdateFrequency, "cluster_events polling interval")
+	ttl := fs.Duration("db-cache-ttl", 0, "db_cache_ttl (0: the version's default, 1h on 0.13.1 and never after; negative: never)")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -73,7 +74,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	n, err := kongsim.Start(startCtx, kongsim.Options{Version: v, DSN: *dsn, AdminAddr: *admin, ProxyAddr: *proxy,
-		Plugins: pl, Name: *name, DBUpdateFrequency: *freq, Logger: log})
+		Plugins: pl, Name: *name, DBUpdateFrequency: *freq, DBCacheTTL: *ttl, Logger: log})
 	cancel()
 	var se *kongsim.StartError
 	switch {
