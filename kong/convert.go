@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -252,6 +253,14 @@ func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, ite
 		})
 	}
 	noProbes := g.cfg.Conversion.SkipProbes || w.n.opts.ProxyURL == ""
+	if !noProbes && len(todo) > 0 {
+		// One request first: a node builds its routers on the first
+		// request after a change, and requests racing that build may be
+		// answered from the old view.
+		if p := todo[0].Probe; p != nil {
+			_, _ = g.probe(ctx, w.n.opts.ProxyURL, *p)
+		}
+	}
 	phase(func(ctx context.Context, it *planItem) error {
 		if resuming[it.API.Name] {
 			// The Route may already answer instead of the API; the answer
@@ -260,7 +269,7 @@ func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, ite
 		}
 		var rec beforeRecord
 		if !noProbes && it.Probe != nil {
-			a, err := g.probe(ctx, w.n.opts.ProxyURL, *it.Probe)
+			a, err := g.probeAPI(ctx, w.n.opts.ProxyURL, *it.Probe)
 			if err != nil {
 				return fmt.Errorf("probing the API before conversion: %w", err)
 			}
@@ -363,6 +372,26 @@ func readBefore(j steps.Journal, api string) beforeRecord {
 		_ = json.Unmarshal([]byte(v), &rec)
 	}
 	return rec
+}
+
+// probeAPI asks the proxy what an existing API answers. "no route and no
+// API found" for an API that was just listed means the node has not loaded
+// it yet (it polls cluster_events every db_update_frequency, §8.1), so that
+// answer is asked again for a while before it is believed.
+func (g *gateway) probeAPI(ctx context.Context, proxyURL string, p Probe) (probeAnswer, error) {
+	deadline := time.Now().Add(g.cfg.PropagationTimeout)
+	for {
+		a, err := g.probe(ctx, proxyURL, p)
+		if err != nil || a.Status != http.StatusNotFound || !strings.Contains(a.Body, "no route and no API found") ||
+			time.Now().After(deadline) {
+			return a, err
+		}
+		select {
+		case <-ctx.Done():
+			return a, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // expectStatus probes until the status is want or wait passes: the node

@@ -9,7 +9,12 @@ import (
 	"github.com/kongbot/kongbot/steps"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(convertChild())
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 func TestReadDatastoreRecordedStates(t *testing.T) {
 	tests := []struct {

@@ -1,0 +1,165 @@
+package kong
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// fileJournal is a durable steps.Journal for crash tests: every Put is
+// appended to a file and fsynced before it returns, as the store does.
+type fileJournal struct {
+	mu sync.Mutex
+	m  map[string]string
+	f  *os.File
+}
+
+func openFileJournal(path string) (*fileJournal, error) {
+	j := &fileJournal{m: map[string]string{}}
+	if f, err := os.Open(path); err == nil {
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var kv [2]string
+			// A torn last line (killed mid-write) is ignored.
+			if json.Unmarshal(sc.Bytes(), &kv) == nil {
+				j.m[kv[0]] = kv[1]
+			}
+		}
+		f.Close()
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	j.f = f
+	return j, nil
+}
+
+func (j *fileJournal) Get(k string) (string, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	v, ok := j.m[k]
+	return v, ok
+}
+
+func (j *fileJournal) Put(k, v string) error {
+	b, _ := json.Marshal([2]string{k, v})
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	if err := j.f.Sync(); err != nil {
+		return err
+	}
+	j.m[k] = v
+	return nil
+}
+
+func (j *fileJournal) Keys(prefix string) []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []string
+	for k := range j.m {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+const childEnv = "KONG_TEST_CONVERT_CHILD"
+
+// convertChild runs Convert in a child process (re-executed test binary)
+// until its parent kills it.
+func convertChild() int {
+	var cfg struct {
+		DSN, Admin, Proxy, Journal string
+	}
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	j, err := openFileJournal(cfg.Journal)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	c, err := New(Options{Gateways: map[string]Gateway{"gw": {DatastoreDSN: cfg.DSN,
+		Generations: []GenerationNodes{{Version: "0.14.1", Nodes: []NodeOptions{{Name: "a", AdminURL: cfg.Admin, ProxyURL: cfg.Proxy}}}},
+		Conversion:  ConversionOptions{Concurrency: 8}}}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	chk, err := c.Convert(context.Background(), "gw", j, nil)
+	fmt.Fprintln(os.Stderr, "child finished", chk.OK, err, chk.Missing)
+	return 0
+}
+
+// TestConvertSurvivesSIGKILL kills a process in the middle of a conversion
+// (requests in flight, journal writes pending) and resumes from its
+// journal file in another process.
+func TestConvertSurvivesSIGKILL(t *testing.T) {
+	c, node, dsn, plugins, _ := convEnv(t, 200)
+	const apis = 202
+	jpath := filepath.Join(t.TempDir(), "journal")
+	cfg, _ := json.Marshal(map[string]string{"DSN": dsn, "Admin": node.AdminURL(), "Proxy": node.ProxyURL(), "Journal": jpath})
+	cmd := osexec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, _ := os.ReadFile(jpath)
+		if n := strings.Count(string(b), `/done"`); n >= 70 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("child made no progress: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if strings.Contains(stderr.String(), "child finished") {
+		t.Fatal("the child finished before it was killed")
+	}
+	j, err := openFileJournal(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed after %d of %d APIs were done", len(convertedAPIs(j)), apis)
+	chk, err := c.Convert(context.Background(), "gw", j, nil)
+	if err != nil || !chk.OK {
+		t.Fatalf("resumed: %v %q", err, chk.Missing)
+	}
+	for q, want := range map[string]int{
+		"SELECT count(*) FROM services":                           apis,
+		"SELECT count(*) FROM routes":                             apis,
+		"SELECT count(*) FROM plugins WHERE route_id IS NOT NULL": plugins,
+	} {
+		if n := countSQL(t, dsn, q); n != want {
+			t.Errorf("%s = %d, want %d", q, n, want)
+		}
+	}
+	if v, err := c.VerifyConversion(context.Background(), "gw", j); err != nil || !v.OK {
+		t.Fatalf("verify: %v %q", err, v.Missing)
+	}
+}
