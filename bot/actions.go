@@ -11,25 +11,70 @@ import (
 	"github.com/kongbot/kongbot/steps"
 )
 
+// blockAction is the part of a block_actions payload the bot uses. The
+// HTTP handler decodes only this: slack-go's full InteractionCallback
+// decodes every block of the clicked message, which costs more than the
+// rest of the ack.
+type blockAction struct {
+	Type      string `json:"type"`
+	TriggerID string `json:"trigger_id"`
+	User      struct {
+		ID string `json:"id"`
+	} `json:"user"`
+	Channel struct {
+		ID string `json:"id"`
+	} `json:"channel"`
+	Container struct {
+		ChannelID string `json:"channel_id"`
+		ThreadTS  string `json:"thread_ts"`
+	} `json:"container"`
+	ResponseURL string `json:"response_url"`
+	Actions     []struct {
+		ActionID string `json:"action_id"`
+		Value    string `json:"value"`
+		ActionTS string `json:"action_ts"`
+	} `json:"actions"`
+}
+
+// fromCallback converts slack-go's parsed callback (Socket Mode).
+func fromCallback(ic slack.InteractionCallback) blockAction {
+	var a blockAction
+	a.Type, a.TriggerID, a.ResponseURL = string(ic.Type), ic.TriggerID, ic.ResponseURL
+	a.User.ID, a.Channel.ID = ic.User.ID, ic.Channel.ID
+	a.Container.ChannelID, a.Container.ThreadTS = ic.Container.ChannelID, ic.Container.ThreadTs
+	for _, x := range ic.ActionCallback.BlockActions {
+		a.Actions = append(a.Actions, struct {
+			ActionID string `json:"action_id"`
+			Value    string `json:"value"`
+			ActionTS string `json:"action_ts"`
+		}{x.ActionID, x.Value, x.ActionTs})
+	}
+	return a
+}
+
 // onInteraction hands a click to a worker; the ack never waits for it.
-func (b *Bot) onInteraction(ic slack.InteractionCallback) {
-	if ic.Type != slack.InteractionTypeBlockActions || len(ic.ActionCallback.BlockActions) == 0 {
+func (b *Bot) onInteraction(ic blockAction) {
+	if ic.Type != string(slack.InteractionTypeBlockActions) || len(ic.Actions) == 0 {
 		return
 	}
-	a := ic.ActionCallback.BlockActions[0]
-	if !b.seen.first("click:"+ic.TriggerID+":"+a.ActionTs, b.now()) {
+	if !b.seen.first("click:"+ic.TriggerID+":"+ic.Actions[0].ActionTS, b.now()) {
 		return
 	}
-	b.spawn("click "+a.ActionID, func(ctx context.Context) { b.click(ctx, ic, *a) })
+	b.handle("click "+ic.Actions[0].ActionID, func(ctx context.Context) { b.click(ctx, ic) })
 }
 
 // click carries out one button press: authorization at click time, then
 // the engine event; refusals are told to the clicker alone.
-func (b *Bot) click(ctx context.Context, ic slack.InteractionCallback, a slack.BlockAction) {
+func (b *Bot) click(ctx context.Context, ic blockAction) {
+	a := ic.Actions[0]
 	user := ic.User.ID
-	thread := ic.Container.ThreadTs
+	thread := ic.Container.ThreadTS
+	channel := ic.Channel.ID
+	if channel == "" {
+		channel = ic.Container.ChannelID
+	}
 	reply := func(text string) {
-		b.tell(ctx, ic.ResponseURL, ic.Channel.ID, user, thread, text)
+		b.tell(ctx, ic.ResponseURL, channel, user, thread, text)
 	}
 	val, err := parseValue(a.Value)
 	if err != nil {

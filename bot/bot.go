@@ -118,6 +118,10 @@ type Options struct {
 	HomeRefresh time.Duration
 	// CallTimeout bounds each Slack Web API call; default 10s.
 	CallTimeout time.Duration
+	// Workers bounds how many commands, clicks and events are worked on at
+	// once after their ack (runs' steps are not counted); default 16. A
+	// burst of requests then queues instead of starving the acks of CPU.
+	Workers int
 	// SocketOptions are passed to socketmode.New.
 	SocketOptions []socketmode.Option
 }
@@ -144,6 +148,7 @@ type Bot struct {
 	cancel  context.CancelFunc
 	work    sync.WaitGroup
 	seen    *dedup
+	slots   chan struct{}
 	wake    chan struct{}
 	running atomic.Bool
 	conn    atomic.Bool // socket mode: connected
@@ -215,6 +220,9 @@ func New(o Options) (*Bot, error) {
 	def(&o.GroupCacheTTL, time.Minute)
 	def(&o.HomeRefresh, 5*time.Second)
 	def(&o.CallTimeout, 10*time.Second)
+	if o.Workers <= 0 {
+		o.Workers = 16
+	}
 	base, cancel := context.WithCancel(context.Background())
 	b := &Bot{
 		api: o.API, mode: o.Mode, secret: o.SigningSecret, st: o.Store, run: o.Runner,
@@ -222,7 +230,7 @@ func New(o Options) (*Bot, error) {
 		chans: o.Channels, metrics: o.Metrics, log: o.Logger, now: o.Now, opts: o,
 		http: &http.Client{Timeout: o.CallTimeout},
 		base: base, cancel: cancel, seen: newDedup(10 * time.Minute),
-		wake:  make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), slots: make(chan struct{}, o.Workers),
 		dirty: map[string]bool{}, checkHeads: map[uint64]bool{}, links: map[string]string{},
 		homes: map[string]time.Time{},
 	}
@@ -342,6 +350,20 @@ func (b *Bot) spawn(name string, f func(ctx context.Context)) {
 		}()
 		f(b.base)
 	}()
+}
+
+// handle runs a request's work after its ack, at most Options.Workers at
+// once; the ack never waits for a slot.
+func (b *Bot) handle(name string, f func(ctx context.Context)) {
+	b.spawn(name, func(ctx context.Context) {
+		select {
+		case b.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-b.slots }()
+		f(ctx)
+	})
 }
 
 // kick wakes the deliverer (something was queued).

@@ -40,7 +40,7 @@ func (b *Bot) onCommand(cmd slack.SlashCommand, transport string) map[string]any
 		return ephemeral(commands.HelpText(h.Topic))
 	}
 	log.Info("command", "command", string(c.Name()), "text", clip(cmd.Text, 200))
-	b.spawn(string(c.Name()), func(ctx context.Context) {
+	b.handle(string(c.Name()), func(ctx context.Context) {
 		reply := b.exec(ctx, cmd, c)
 		if reply != "" {
 			b.tell(ctx, cmd.ResponseURL, cmd.ChannelID, cmd.UserID, "", reply)
@@ -98,14 +98,14 @@ func (b *Bot) exec(ctx context.Context, cmd slack.SlashCommand, c commands.Comma
 		}
 		return b.statusText(ctx, run)
 	case commands.UpgradeAbort:
-		return b.commandDecision(ctx, user, c.Run, roleOperator, "abort runs",
+		return b.commandDecision(ctx, cmd, c.Run, roleOperator, "abort runs",
 			steps.Event{Kind: steps.EvAbort, User: user, Reason: c.Reason})
 	case commands.UpgradeRetry:
 		run, _, err := b.run.Load(ctx, c.Run)
 		if err != nil {
 			return b.noRun(c.Run, err)
 		}
-		return b.commandDecision(ctx, user, c.Run, roleOperator, "retry steps",
+		return b.commandDecision(ctx, cmd, c.Run, roleOperator, "retry steps",
 			steps.Event{Kind: steps.EvRetry, Step: run.Current, User: user})
 	case commands.UpgradeHistory:
 		return b.history(ctx, c.Gateway)
@@ -204,20 +204,18 @@ func (b *Bot) started(ctx context.Context, id string, done <-chan error) error {
 	}
 }
 
-// decide feeds a person's event to the runner. It returns nil as soon as
-// the event is committed (the runner may go on executing what it started)
-// and the refusal when the engine refuses it (the error wraps the engine's
-// sentinel). The audit log tells the two apart: every decision by a person
-// is audited, accepted or refused. redraw is called once the outcome is
-// known and again when the work the event started ends; refusedLate is
-// called if a refusal comes after decide already reported acceptance (two
-// clicks by one user racing).
-//
-// finished is closed when the runner is done with the event and what it
-// started (a mark-done's verification, say).
+// decide feeds a person's event to the runner. It returns nil once the
+// run has moved (the runner may go on executing what the event started),
+// or the engine's refusal (wrapping its sentinel) when that comes first; a
+// refusal never moves the run. If the run moved for another reason (a step
+// ending meanwhile) and the event is then refused, refusedLate says so.
+// redraw(false) is called when the outcome is first known, redraw(true)
+// once the event and its work are done and it was accepted. finished is
+// closed when the runner is done with the event (a mark-done's
+// verification, say).
 func (b *Bot) decide(ctx context.Context, runID string, ev steps.Event, redraw func(accepted bool), refusedLate func(error)) (finished <-chan struct{}, err error) {
 	fin := make(chan struct{})
-	base, err := b.st.Audit(ctx, runID)
+	rec, err := b.st.Run(ctx, runID)
 	if err != nil {
 		close(fin)
 		return fin, err
@@ -241,30 +239,26 @@ func (b *Bot) decide(ctx context.Context, runID string, ev steps.Event, redraw f
 		select {
 		case err := <-done:
 			reported.Store(true)
-			if redraw != nil {
-				redraw(err == nil)
+			if err != nil && redraw != nil {
+				redraw(false)
 			}
 			return fin, err
 		case <-ctx.Done():
 			return fin, ctx.Err()
 		case <-tick.C:
-			es, err := b.st.Audit(ctx, runID)
-			if err != nil {
-				continue
-			}
-			for _, e := range es[min(len(base), len(es)):] {
-				if e.Actor == ev.User && e.Kind == string(ev.Kind) && reported.CompareAndSwap(false, true) {
-					if redraw != nil {
-						redraw(true)
-					}
-					return fin, nil
+			cur, err := b.st.Run(ctx, runID)
+			if err == nil && cur.Version != rec.Version && reported.CompareAndSwap(false, true) {
+				if redraw != nil {
+					redraw(false)
 				}
+				return fin, nil
 			}
 		}
 	}
 }
 
-func (b *Bot) commandDecision(ctx context.Context, user, runID string, r role, what string, ev steps.Event) string {
+func (b *Bot) commandDecision(ctx context.Context, cmd slack.SlashCommand, runID string, r role, what string, ev steps.Event) string {
+	user, respURL, channel := cmd.UserID, cmd.ResponseURL, cmd.ChannelID
 	run, _, err := b.run.Load(ctx, runID)
 	if err != nil {
 		return b.noRun(runID, err)
@@ -275,11 +269,12 @@ func (b *Bot) commandDecision(ctx context.Context, user, runID string, r role, w
 	}
 	ev.Eligible = true
 	cur := run.Current
+	reply := func(err error) string { return b.refusal(ctx, runID, ev, err, v) }
 	_, err = b.decide(ctx, runID, ev, func(bool) {
 		_ = b.refresh(ctx, runID, refreshPayload{}, "summary", "step/"+cur, "approval/"+cur)
-	}, nil)
+	}, func(err error) { b.tell(ctx, respURL, channel, user, "", reply(err)) })
 	if err != nil {
-		return b.refusal(ctx, runID, ev, err, v)
+		return reply(err)
 	}
 	after, _, _ := b.run.Load(ctx, runID)
 	switch ev.Kind {

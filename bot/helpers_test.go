@@ -230,6 +230,7 @@ type countMetrics struct {
 	errors      map[string]int
 	rateLimited int
 	depth       int
+	acks        []time.Duration
 }
 
 func (m *countMetrics) APIError(op, reason string) {
@@ -253,7 +254,11 @@ func (m *countMetrics) OutboxDepth(n int) {
 	m.mu.Unlock()
 }
 
-func (m *countMetrics) Acked(string, string, time.Duration) {}
+func (m *countMetrics) Acked(_, _ string, d time.Duration) {
+	m.mu.Lock()
+	m.acks = append(m.acks, d)
+	m.mu.Unlock()
+}
 
 // syncBuffer is a log sink tests can read.
 type syncBuffer struct {
@@ -276,7 +281,7 @@ func (s *syncBuffer) String() string {
 // harness is one bot on a real store file and the real runner, talking to
 // localslack over the chosen transport.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	ls      *localslack.Server
 	st      *store.Store
@@ -301,7 +306,7 @@ var testRules = steps.ApprovalRules{
 	Irreversible: steps.Rule{Approvers: 2}, RemindAfter: time.Hour, PollManual: time.Hour,
 }
 
-func newHarness(t *testing.T, mode string, w *world, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, mode string, w *world, opts ...harnessOpt) *harness {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	ls := localslack.New(localslack.Options{})

@@ -128,7 +128,7 @@ func (b *Bot) serveInteraction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form, err := url.ParseQuery(string(body))
-	var ic slack.InteractionCallback
+	var ic blockAction
 	if err == nil {
 		err = json.Unmarshal([]byte(form.Get("payload")), &ic)
 	}
@@ -225,7 +225,7 @@ func (b *Bot) socketEvent(sm *socketmode.Client, evt socketmode.Event) {
 		}
 		b.metrics.Acked(ModeSocket, "interaction", time.Since(start))
 		if ic, ok := evt.Data.(slack.InteractionCallback); ok && b.seen.first("env:"+evt.Request.EnvelopeID, b.now()) {
-			b.onInteraction(ic)
+			b.onInteraction(fromCallback(ic))
 		}
 	case socketmode.EventTypeEventsAPI:
 		if evt.Request == nil {
@@ -260,7 +260,7 @@ func (b *Bot) onEvent(ev slackevents.EventsAPIEvent) {
 	if user == "" {
 		return
 	}
-	b.spawn("app_home_opened", func(ctx context.Context) {
+	b.handle("app_home_opened", func(ctx context.Context) {
 		b.dmu.Lock()
 		b.homes[user] = time.Time{}
 		b.dmu.Unlock()
