@@ -280,9 +280,9 @@ func (b *Bot) commandDecision(ctx context.Context, cmd slack.SlashCommand, runID
 	switch ev.Kind {
 	case steps.EvAbort:
 		if after.AbortRequested {
-			return fmt.Sprintf(":octagonal_sign: Abort of run *%s* requested: the running step finishes first.", runID)
+			return fmt.Sprintf(":stop_sign: Abort of run *%s* requested: the running step finishes first.", runID)
 		}
-		return fmt.Sprintf(":octagonal_sign: Run *%s* is %s.", runID, after.Status)
+		return fmt.Sprintf(":stop_sign: Run *%s* is %s.", runID, after.Status)
 	case steps.EvRetry:
 		return fmt.Sprintf(":repeat: Retrying *%s* of run *%s*.", cur, runID)
 	}
@@ -382,7 +382,7 @@ func (b *Bot) audit(ctx context.Context, cmd slack.SlashCommand, id string) stri
 	if ver.OK() {
 		fmt.Fprintf(&sb, ":lock: Audit log of run *%s*: %d entries, hash chain intact (head `%s`).\n", id, ver.Entries, shortFP(ver.Head))
 	} else {
-		fmt.Fprintf(&sb, ":rotating_light: Audit log of run *%s* is BROKEN: %s\n", id, esc(ver.Broken.String()))
+		fmt.Fprintf(&sb, ":fire: Audit log of run *%s* is BROKEN: %s\n", id, esc(ver.Broken.String()))
 	}
 	var full strings.Builder
 	for _, e := range entries {

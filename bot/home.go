@@ -79,7 +79,7 @@ func (b *Bot) homeView(ctx context.Context, user string) ([]slack.Block, error) 
 		if approver && run.Status == steps.RunAwaitingApproval && b.mayApprove(v, user) {
 			def, _ := v.plan.Step(run.Current)
 			risk, _ := v.plan.ApprovalRisk(run.Current)
-			pending = append(pending, fmt.Sprintf(":raised_hand: %s on *%s*: %s (%s risk; %s)",
+			pending = append(pending, fmt.Sprintf(":hourglass_flowing_sand: %s on *%s*: %s (%s risk; %s)",
 				b.linked(ctx, run.ID, "approval/"+run.Current, run.ID), esc(run.Gateway), def.Title, risk, b.rules.For(risk).Text()))
 		}
 	}

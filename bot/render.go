@@ -91,13 +91,13 @@ func mention(user string) string {
 func stepEmoji(s steps.StepStatus) string {
 	switch s {
 	case steps.StepAwaitingApproval:
-		return ":raised_hand:"
+		return ":hourglass_flowing_sand:"
 	case steps.StepRunning:
 		return ":arrows_counterclockwise:"
 	case steps.StepWaitingManual:
-		return ":construction_worker:"
+		return ":hammer_and_wrench:"
 	case steps.StepPaused:
-		return ":double_vertical_bar:"
+		return ":pause_button:"
 	case steps.StepSucceeded:
 		return ":white_check_mark:"
 	case steps.StepFailed:
@@ -119,13 +119,13 @@ func runEmoji(s steps.RunStatus) string {
 	case steps.RunFailed:
 		return ":x:"
 	case steps.RunAwaitingApproval:
-		return ":raised_hand:"
+		return ":hourglass_flowing_sand:"
 	case steps.RunWaitingManual:
-		return ":construction_worker:"
+		return ":hammer_and_wrench:"
 	case steps.RunPaused:
-		return ":double_vertical_bar:"
+		return ":pause_button:"
 	case steps.RunAborting:
-		return ":octagonal_sign:"
+		return ":stop_sign:"
 	}
 	return ":arrows_counterclockwise:"
 }
@@ -135,7 +135,7 @@ func riskText(r steps.Risk) string {
 	case steps.RiskHigh:
 		return ":warning: high"
 	case steps.RiskIrreversible:
-		return ":rotating_light: irreversible"
+		return ":fire: irreversible"
 	}
 	return "normal"
 }
@@ -451,7 +451,7 @@ func (v *view) step(id string) rendered {
 		}
 	case steps.StepPaused:
 		if c := st.Check; c != nil && c.Pause != nil {
-			blocks = append(blocks, slack.NewSectionBlock(md(":double_vertical_bar: *"+esc(c.Pause.Message)+"*"), nil, nil))
+			blocks = append(blocks, slack.NewSectionBlock(md(":pause_button: *"+esc(c.Pause.Message)+"*"), nil, nil))
 			if current && r.Status == steps.RunPaused {
 				var btns []slack.BlockElement
 				for _, ch := range c.Pause.Choices {
@@ -560,9 +560,9 @@ func (v *view) notice(e steps.Effect) rendered {
 	switch e.Message {
 	case steps.MsgReminder:
 		risk, _ := v.plan.ApprovalRisk(e.Step)
-		return v.simple(fmt.Sprintf(":alarm_clock: Reminder: *%s* is still waiting for approval (%s from %s).", def.Title, v.rules.For(risk).Text(), v.approvers))
+		return v.simple(fmt.Sprintf(":bell: Reminder: *%s* is still waiting for approval (%s from %s).", def.Title, v.rules.For(risk).Text(), v.approvers))
 	case steps.MsgAbortRequested:
-		s := fmt.Sprintf(":octagonal_sign: %s asked to abort the run", mention(r.AbortedBy))
+		s := fmt.Sprintf(":stop_sign: %s asked to abort the run", mention(r.AbortedBy))
 		if r.AbortReason != "" {
 			s += ": " + esc(r.AbortReason)
 		}
@@ -574,7 +574,7 @@ func (v *view) notice(e steps.Effect) rendered {
 		for _, d := range r.RollbacksDone {
 			done = append(done, string(d))
 		}
-		return v.simple(":leftwards_arrow_with_hook: Rollback done: " + strings.Join(done, ", "))
+		return v.simple(":rewind: Rollback done: " + strings.Join(done, ", "))
 	case steps.MsgRollbackFailed:
 		msg := "rollback failed"
 		for _, e := range slices.Backward(r.Errors) {
@@ -600,7 +600,7 @@ func (v *view) rollbackOffer(e steps.Effect) rendered {
 	if len(choices) == 0 {
 		choices = r.Rollbacks
 	}
-	head := fmt.Sprintf(":octagonal_sign: *Run %s is being aborted* by %s", r.ID, mention(r.AbortedBy))
+	head := fmt.Sprintf(":stop_sign: *Run %s is being aborted* by %s", r.ID, mention(r.AbortedBy))
 	if r.AbortReason != "" {
 		head += ": " + esc(r.AbortReason)
 	}
