@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kongbot/kongbot/internal/pgtest"
 )
@@ -104,5 +105,35 @@ func TestTerminationLeavesForeignPluginAlone(t *testing.T) {
 	j.Put(jTermID, ka["id"].(string))
 	if err := c.DisableTermination(ctx, "gw", j); err == nil || !strings.Contains(err.Error(), "not the global request-termination") {
 		t.Fatalf("disable of a cors plugin: %v", err)
+	}
+}
+
+// TestVerifyTerminationNamesTheMixedWindowTrap writes the termination the
+// wrong way (through 1.0.3, as fixtures stage4 0.14.1/proxy/05 did) and
+// checks that the verification catches what 0.14.1 answers.
+func TestVerifyTerminationNamesTheMixedWindowTrap(t *testing.T) {
+	ctx := context.Background()
+	up := echoUpstream(t)
+	dsn := pgtest.New(t)
+	simMigrate(t, dsn, "0.14.1", "up")
+	old := simNode(t, dsn, "0.14.1")
+	routeFor(t, old.AdminURL(), "svc14", up.URL, "/svc14")
+	simMigrate(t, dsn, "1.0.3", "up")
+	n10 := simNode(t, dsn, "1.0.3")
+	adminJSON(t, "POST", n10.AdminURL()+"/plugins", map[string]any{"name": "request-termination",
+		"config": map[string]any{"status_code": 503, "message": "Maintenance"}}, 201)
+	gw := Gateway{DatastoreDSN: dsn, PropagationTimeout: 3 * time.Second,
+		Generations: []GenerationNodes{
+			{Version: "0.14.1", Nodes: []NodeOptions{simNodeOpts("old", old)}},
+			{Version: "1.0.3", Nodes: []NodeOptions{simNodeOpts("new", n10)}},
+		},
+		Termination: Termination{Probes: []Probe{{Path: "/svc14"}}},
+	}
+	chk, err := newClient(t, gw).VerifyTermination(ctx, "gw", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chk.OK || !missingHas(chk, "via old (0.14.1): answers 500") || missingHas(chk, "via new") {
+		t.Fatalf("check %+v", chk)
 	}
 }
