@@ -66,7 +66,7 @@ func NewMetrics(st *store.Store, log *slog.Logger) *Metrics {
 		}, []string{"step", "effect", "outcome"}),
 		approvalWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kongbot_approval_wait_seconds",
-			Help:    "Time from an approval request to its end (approved, rejected or aborted), as seen by this process.",
+			Help:    "Time from an approval request (when the run reached the step) to its end: approved, rejected or aborted.",
 			Buckets: []float64{10, 30, 60, 300, 600, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600},
 		}, []string{"outcome"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -213,9 +213,28 @@ func (m *Metrics) afterCommit(run steps.Run, ev steps.Event) {
 	if run.Status == steps.RunAwaitingApproval && run.Current != "" {
 		k := run.ID + "\x00" + run.Current
 		if _, ok := m.waits[k]; !ok {
-			m.waits[k] = now
+			m.waits[k] = askedAt(run, now)
 		}
 	}
+}
+
+// askedAt estimates when the current step's approval was first asked from
+// the stored run, so a restart does not reset the clock: the run entered
+// the step when the step before it ended (or when the run was created).
+func askedAt(run steps.Run, now time.Time) time.Time {
+	at := run.CreatedAt
+	for _, st := range run.Steps {
+		if st.ID == run.Current {
+			break
+		}
+		if st.EndedAt.After(at) {
+			at = st.EndedAt
+		}
+	}
+	if at.IsZero() || at.After(now) {
+		return now
+	}
+	return at
 }
 
 func splitWaitKey(k string) (string, string) {

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kongbot/kongbot/config"
+	"github.com/kongbot/kongbot/runner"
 	"github.com/kongbot/kongbot/steps"
+	"github.com/kongbot/kongbot/store"
 	"github.com/kongbot/kongbot/traffic"
 )
 
@@ -204,4 +208,64 @@ func TestKongOptionsNeedTheSecrets(t *testing.T) {
 	if len(kg.Probes) != 2 || kg.Probes[0].Want != 401 || kg.Probes[1].Generation != "1.0.3" {
 		t.Fatalf("probes %+v", kg.Probes)
 	}
+}
+
+func TestMetricsHooksMeasureStepsAndApprovalWaits(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "m.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	clock := t0
+	newMetrics := func() (*Metrics, runner.Hooks) {
+		m := NewMetrics(st, slog.New(slog.DiscardHandler))
+		m.now = func() time.Time { return clock }
+		return m, m.Hooks(runner.Hooks{})
+	}
+	m, h := newMetrics()
+	run := steps.Run{ID: "r1", CreatedAt: t0, Status: steps.RunRunning, Current: "a",
+		Steps: []steps.StepState{{ID: "a", Status: steps.StepRunning, Attempts: 1}, {ID: "b", Status: steps.StepPending}}}
+	h.BeforeEffect(run, steps.Effect{Kind: steps.EffExecute, Step: "a", Attempt: 1})
+	clock = t0.Add(3 * time.Second)
+	run.Steps[0].Status, run.Steps[0].EndedAt = steps.StepSucceeded, clock
+	run.Steps[1].Status, run.Status, run.Current = steps.StepAwaitingApproval, steps.RunAwaitingApproval, "b"
+	h.AfterCommit(run, steps.Event{Kind: steps.EvStepSucceeded, Step: "a", Attempt: 1})
+	if got := histCount(t, m, "kongbot_step_duration_seconds", 3); got != 1 {
+		t.Fatalf("step a observed %d times at 3s", got)
+	}
+
+	// A restart: a new process sees the request on resume and still counts
+	// from when the run reached the step.
+	m, h = newMetrics()
+	clock = t0.Add(10 * time.Minute)
+	h.AfterCommit(run, steps.Event{Kind: steps.EvResume})
+	clock = t0.Add(20 * time.Minute)
+	run.Steps[1].Status, run.Status = steps.StepRunning, steps.RunRunning
+	h.AfterCommit(run, steps.Event{Kind: steps.EvApprove, Step: "b", User: "U1"})
+	if got := histCount(t, m, "kongbot_approval_wait_seconds", (20*time.Minute - 3*time.Second).Seconds()); got != 1 {
+		t.Fatalf("approval wait not observed at 19m57s")
+	}
+}
+
+// histCount is how many observations of the only series of name equal v.
+func histCount(t *testing.T, m *Metrics, name string, v float64) int {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			h := mt.GetHistogram()
+			if h.GetSampleCount() == 1 && h.GetSampleSum() == v {
+				return 1
+			}
+			t.Logf("%s: count %d sum %v", name, h.GetSampleCount(), h.GetSampleSum())
+		}
+	}
+	return 0
 }
