@@ -2,6 +2,7 @@ package kong
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,46 @@ func TestVerifyTerminationNamesTheMixedWindowTrap(t *testing.T) {
 	}
 	if chk.OK || !missingHas(chk, "via old (0.14.1): answers 500") || missingHas(chk, "via new") {
 		t.Fatalf("check %+v", chk)
+	}
+}
+
+// TestTerminationNudgeIsWhatMakes1xSeeIt shows the second trap: written
+// through 0.14.1 only, 1.0.3 keeps proxying; the bot's no-op plugin write
+// through 1.0.3 is what makes it terminate (fixtures stage4 1.0.3/proxy/09-11).
+func TestTerminationNudgeIsWhatMakes1xSeeIt(t *testing.T) {
+	ctx := context.Background()
+	up := echoUpstream(t)
+	dsn := pgtest.New(t)
+	simMigrate(t, dsn, "0.14.1", "up")
+	old := simNode(t, dsn, "0.14.1")
+	routeFor(t, old.AdminURL(), "svc14", up.URL, "/svc14")
+	simMigrate(t, dsn, "1.0.3", "up")
+	n10 := simNode(t, dsn, "1.0.3")
+	// Warm 1.0.3's plugin list before the termination exists.
+	if resp, err := http.Get(n10.ProxyURL() + "/svc14"); err == nil {
+		resp.Body.Close()
+	}
+	term := Termination{Probes: []Probe{{Path: "/svc14"}}}
+	oldOnly := newClient(t, Gateway{DatastoreDSN: dsn, Termination: term,
+		Generations: []GenerationNodes{{Version: "0.14.1", Nodes: []NodeOptions{simNodeOpts("old", old)}}}})
+	both := newClient(t, Gateway{DatastoreDSN: dsn, Termination: term, PropagationTimeout: 3 * time.Second,
+		Generations: []GenerationNodes{
+			{Version: "0.14.1", Nodes: []NodeOptions{simNodeOpts("old", old)}},
+			{Version: "1.0.3", Nodes: []NodeOptions{simNodeOpts("new", n10)}},
+		}})
+	j := newJournal()
+	id, err := oldOnly.EnableTermination(ctx, "gw", j) // knows no 1.x node: no nudge
+	if err != nil {
+		t.Fatal(err)
+	}
+	chk, err := both.VerifyTermination(ctx, "gw", true)
+	if err != nil || chk.OK || !missingHas(chk, "via new (1.0.3): answers 200") {
+		t.Fatalf("without the nudge: %+v %v", chk, err)
+	}
+	if id2, err := both.EnableTermination(ctx, "gw", j); err != nil || id2 != id {
+		t.Fatalf("enable again: %s %v", id2, err)
+	}
+	if chk, err := both.VerifyTermination(ctx, "gw", true); err != nil || !chk.OK {
+		t.Fatalf("after the nudge: %+v %v", chk, err)
 	}
 }
