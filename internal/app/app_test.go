@@ -642,3 +642,112 @@ func TestRestartResumesTheRun(t *testing.T) {
 		t.Errorf("no resume logged for %s", id)
 	}
 }
+
+// TestHTTPModeListeners: in HTTP mode Slack's requests are served on
+// slack.listen and the probes on http.listen; when both name the same
+// address there is one listener serving both.
+func TestHTTPModeListeners(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ls := localslack.New(localslack.Options{})
+	if err := ls.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	t.Setenv("TEST_KONGBOT_BOT_TOKEN", ls.BotToken())
+	t.Setenv("TEST_KONGBOT_SIGNING_SECRET", ls.SigningSecret())
+	t.Setenv("TEST_KONGBOT_PG_DSN", "postgres://kong:pw-unused@127.0.0.1:1/kong")
+	free := func() string { return strings.TrimPrefix(deadURL(t), "http://") }
+	post := func(addr, path string) int {
+		resp, err := http.Post("http://"+addr+path, "application/x-www-form-urlencoded", strings.NewReader("command=/kong&text=help"))
+		if err != nil {
+			t.Fatalf("POST %s%s: %v", addr, path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	getCode := func(addr, path string) int {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s%s: %v", addr, path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	same := free()
+	tests := []struct {
+		name        string
+		httpListen  string
+		slackListen string
+		separate    bool
+	}{
+		{"one listener for both", same, same, false},
+		{"separate listeners", free(), free(), true},
+		{"probes on the Slack listener when http.listen is empty", "", free(), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			doc := fmt.Sprintf(`
+store: {path: %q}
+admin: {listen: "127.0.0.1:0"}
+http: {listen: %q}
+slack: {mode: http, bot_token_env: TEST_KONGBOT_BOT_TOKEN, signing_secret_env: TEST_KONGBOT_SIGNING_SECRET, listen: %q, api_url: %q}
+channels: {runs: C0KONGUPG1}
+approvers: {users: [U0LEAD0001, U0LEAD0002]}
+gateways:
+  - name: prod
+    datastore: {dsn_env: TEST_KONGBOT_PG_DSN}
+    generations:
+      "0.13.1": {nodes: [{name: a, admin_url: "http://127.0.0.1:1", proxy_url: "http://127.0.0.1:2"}]}
+      "0.14.1": {nodes: [{name: b, admin_url: "http://127.0.0.1:3", proxy_url: "http://127.0.0.1:4"}]}
+    migrations: {"0.14.1": {argv: [kong, migrations, "{{.Verb}}"]}}
+    traffic: {front: {url: "http://127.0.0.1:5/"}}
+`, filepath.Join(dir, "k.db"), tc.httpListen, tc.slackListen, ls.APIURL())
+			cfg, err := config.Parse([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ps := cfg.Check(); len(ps) > 0 {
+				t.Fatal(ps)
+			}
+			a, err := app.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- a.Run(runCtx) }()
+			defer func() {
+				stop()
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			}()
+			if got := a.SlackAddr() != ""; got != tc.separate {
+				t.Fatalf("separate Slack listener = %v, want %v", got, tc.separate)
+			}
+			slackAddr := a.HTTPAddr()
+			if tc.separate {
+				slackAddr = a.SlackAddr()
+				if code := getCode(slackAddr, "/healthz"); code != http.StatusNotFound {
+					t.Errorf("healthz on the Slack listener: %d, want 404", code)
+				}
+				if code := post(a.HTTPAddr(), "/slack/commands"); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+					t.Errorf("slack commands on the probes listener: %d, want 404", code)
+				}
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for getCode(a.HTTPAddr(), "/readyz") != http.StatusOK {
+				if time.Now().After(deadline) {
+					t.Fatal("never ready")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			// Unsigned: refused by the bot's signature check, so it reached the bot.
+			if code := post(slackAddr, "/slack/commands"); code != http.StatusUnauthorized {
+				t.Errorf("unsigned command: %d, want 401", code)
+			}
+		})
+	}
+}
