@@ -140,7 +140,7 @@ func trafficGateway(g *config.Gateway, path string) (*traffic.Gateway, error) {
 			MinRequests: int64(t.Gates.MinRequests),
 			MaxLatency:  t.Gates.MaxP95Latency,
 		},
-		Prober: traffic.Prober{Timeout: 5 * time.Second},
+		Prober: frontProber,
 	}
 	var errs []error
 	for _, hop := range hopOrder {
@@ -219,7 +219,24 @@ func shareProbe(f *config.Front, oldV, newV string) traffic.ShareProbe {
 		h.Set("Host", f.Host)
 	}
 	return traffic.ShareProbe{URL: f.URL, Header: h, OldVersion: oldV, NewVersion: newV, Requests: f.Requests,
-		Prober: traffic.Prober{Timeout: 5 * time.Second}}
+		Prober: frontProber}
+}
+
+// frontProber sends the traffic package's probes. Its transport honours a
+// "Host" entry in the probe's headers: net/http ignores Header["Host"] and
+// sends the URL's host unless Request.Host is set, and a Kong route or a
+// load balancer matched by host would otherwise never see the probe.
+var frontProber = traffic.Prober{Timeout: 5 * time.Second, Client: &http.Client{Transport: hostHeaderTransport{http.DefaultTransport}}}
+
+type hostHeaderTransport struct{ next http.RoundTripper }
+
+func (t hostHeaderTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if h := r.Header.Get("Host"); h != "" && r.Host != h {
+		r = r.Clone(r.Context())
+		r.Host = h
+		r.Header.Del("Host")
+	}
+	return t.next.RoundTrip(r)
 }
 
 func backendFor(g *config.Gateway, path, oldV, newV string) (traffic.Backend, error) {

@@ -2,9 +2,12 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -268,4 +271,25 @@ func histCount(t *testing.T, m *Metrics, name string, v float64) int {
 		}
 	}
 	return 0
+}
+
+func TestFrontProbesSendTheirHostHeader(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Host
+		w.Header().Set("Via", "kong/0.14.1")
+	}))
+	defer srv.Close()
+	g := gatewayWith([]string{"0.13.1", "0.14.1"}, config.Traffic{Backend: "manual", Front: &config.Front{URL: srv.URL + "/", Requests: 1}})
+	tg, err := trafficGateway(g, "gateways[0].traffic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := tg.Prober.Do(context.Background(), tg.Probes[0])
+	if res.Err != "" || res.Status != 200 {
+		t.Fatalf("probe: %+v", res)
+	}
+	if h := <-got; h != "api.example.com" {
+		t.Fatalf("the front saw Host %q, want api.example.com", h)
+	}
 }
