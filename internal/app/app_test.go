@@ -751,3 +751,60 @@ gateways:
 		})
 	}
 }
+
+// TestRunFailsWhenSlackRefusesTheToken: a bad token is not retried forever;
+// Run returns the reason (serve exits 1) and releases the store.
+func TestRunFailsWhenSlackRefusesTheToken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ls := localslack.New(localslack.Options{})
+	if err := ls.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	t.Setenv("TEST_KONGBOT_BOT_TOKEN", "xoxb-not-the-workspace-token")
+	t.Setenv("TEST_KONGBOT_APP_TOKEN", ls.AppToken())
+	t.Setenv("TEST_KONGBOT_PG_DSN", "postgres://kong:pw-unused@127.0.0.1:1/kong")
+	dir := t.TempDir()
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+store: {path: %q}
+admin: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0"}
+slack: {bot_token_env: TEST_KONGBOT_BOT_TOKEN, app_token_env: TEST_KONGBOT_APP_TOKEN, api_url: %q}
+channels: {runs: C0KONGUPG1}
+approvers: {users: [U0LEAD0001]}
+gateways:
+  - name: prod
+    datastore: {dsn_env: TEST_KONGBOT_PG_DSN}
+    generations:
+      "0.13.1": {nodes: [{name: a, admin_url: "http://127.0.0.1:1", proxy_url: "http://127.0.0.1:2"}]}
+      "0.14.1": {nodes: [{name: b, admin_url: "http://127.0.0.1:3", proxy_url: "http://127.0.0.1:4"}]}
+    migrations: {"0.14.1": {argv: [kong, migrations, "{{.Verb}}"]}}
+    traffic: {front: {url: "http://127.0.0.1:5/"}}
+`, filepath.Join(dir, "k.db"), ls.APIURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "invalid_auth") {
+			t.Fatalf("Run = %v, want Slack's invalid_auth", err)
+		}
+		if strings.Contains(err.Error(), "xoxb-not-the-workspace-token") {
+			t.Fatalf("the error holds the token: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run kept going with a refused token")
+	}
+	st, err := store.Open(filepath.Join(dir, "k.db"), store.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("store not released: %v", err)
+	}
+	st.Close()
+}
