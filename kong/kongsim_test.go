@@ -341,3 +341,36 @@ func TestMigrateKongsimCLI(t *testing.T) {
 		t.Fatalf("1.0.3 finish: %+v %v", res, err)
 	}
 }
+
+// TestPreflightReadsAvailableOnServer covers running 1.0.3 nodes (possible
+// once `up` ran): the plugin list comes from their GET /, and a node
+// without okta-auth does not even start (§4.3).
+func TestPreflightReadsAvailableOnServer(t *testing.T) {
+	dsn := pgtest.New(t)
+	simMigrate(t, dsn, "0.14.1", "up", "bundled", "okta-auth")
+	old := simNode(t, dsn, "0.14.1", "bundled", "okta-auth")
+	adminJSON(t, "POST", old.AdminURL()+"/plugins", map[string]any{"name": "okta-auth", "config": map[string]any{
+		"client_id": "c", "client_secret": "s", "authorization_server": "http://127.0.0.1:1/oauth2/default", "check_auth_server": false}}, 201)
+	simMigrate(t, dsn, "1.0.3", "up", "bundled", "okta-auth")
+	with := simNode(t, dsn, "1.0.3", "bundled", "okta-auth")
+	if _, err := kongsim.Start(context.Background(), kongsim.Options{Version: "1.0.3", DSN: dsn}); err == nil ||
+		!strings.Contains(err.Error(), "okta-auth plugin is in use but not enabled") {
+		t.Fatalf("a 1.0.3 node without okta-auth started: %v", err)
+	}
+	j := newJournal()
+	j.Put(ConfirmKeyPrefix+"okta-auth", "approve")
+	c := newClient(t, Gateway{DatastoreDSN: dsn, Generations: []GenerationNodes{
+		{Version: "0.14.1", Nodes: []NodeOptions{simNodeOpts("old", old)}},
+		{Version: "1.0.3", Nodes: []NodeOptions{simNodeOpts("with", with), {Name: "without", AdminURL: deadURL(t)}}},
+	}})
+	chk, err := c.Preflight(context.Background(), "gw", "2", j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missingHas(chk, "node with ") || !missingHas(chk, "1.0.3 node without neither answers nor declares it") {
+		t.Fatalf("missing %q", chk.Missing)
+	}
+	if !missingHas(chk, "schema is 1.0-pending") {
+		t.Errorf("the pending schema is not named: %q", chk.Missing)
+	}
+}
