@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/kongbot/kongbot/steps"
+	"github.com/kongbot/kongbot/store"
 )
 
 // blockAction is the part of a block_actions payload the bot uses. The
@@ -154,6 +156,16 @@ func (b *Bot) click(ctx context.Context, ic blockAction) {
 		return
 	}
 	log.Info("click accepted")
+	if ev.Kind == steps.EvAnswer {
+		// The step's message is redrawn from state that no longer holds
+		// the question; the thread keeps who answered what.
+		label, _ := choiceLabel(ev.Answer)
+		question := ""
+		if st, ok := run.Step(val.Step); ok && st.Check != nil && st.Check.Pause != nil {
+			question = st.Check.Pause.Message
+		}
+		b.note(ctx, run.ID, fmt.Sprintf(":white_check_mark: %s answered *%s* to “%s” (%s)", mention(user), label, esc(question), def.Title))
+	}
 	if ev.Kind == steps.EvMarkDone {
 		// Say what the verification it started found.
 		select {
@@ -173,6 +185,16 @@ func (b *Bot) click(ctx context.Context, ic blockAction) {
 			}
 		}
 	}
+}
+
+// note queues a text message into the run's thread.
+func (b *Bot) note(ctx context.Context, run, text string) {
+	payload, _ := json.Marshal(TextPayload{Text: text})
+	if _, err := b.st.Enqueue(context.WithoutCancel(ctx), store.Message{Run: run, Kind: KindText, Payload: payload}); err != nil {
+		b.log.Error("queueing a note", "run_id", run, "err", err)
+		return
+	}
+	b.kick()
 }
 
 // redraw queues a redraw of the clicked message and the run's summary.

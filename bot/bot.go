@@ -156,9 +156,10 @@ type Bot struct {
 	botUser atomic.Pointer[string]
 
 	dmu        sync.Mutex
-	dirty      map[string]bool // runs whose summary needs an edit
-	pauseUntil time.Time       // rate limited: no calls before this
-	checkHeads map[uint64]bool // posts to look up in Slack before posting
+	dirty      map[string]bool      // runs whose summary needs an edit
+	drawn      map[string]time.Time // when each run's summary was last edited
+	pauseUntil time.Time            // rate limited: no calls before this
+	checkHeads map[uint64]bool      // posts to look up in Slack before posting
 	links      map[string]string
 	homes      map[string]time.Time // viewers -> last publish
 	homeDirty  bool
@@ -231,7 +232,7 @@ func New(o Options) (*Bot, error) {
 		http: &http.Client{Timeout: o.CallTimeout},
 		base: base, cancel: cancel, seen: newDedup(10 * time.Minute),
 		wake: make(chan struct{}, 1), slots: make(chan struct{}, o.Workers),
-		dirty: map[string]bool{}, checkHeads: map[uint64]bool{}, links: map[string]string{},
+		dirty: map[string]bool{}, drawn: map[string]time.Time{}, checkHeads: map[uint64]bool{}, links: map[string]string{},
 		homes: map[string]time.Time{},
 	}
 	b.auth = newAuthz(b, o.Approvers, o.Starters, o.GroupCacheTTL)

@@ -45,7 +45,7 @@ func TestCommands(t *testing.T) {
 // TestCommandChannels: /kong is refused outside the configured channels,
 // in the ack itself.
 func TestCommandChannels(t *testing.T) {
-	h := newHarness(t, bot.ModeHTTP, newWorld013(), func(o *bot.Options, _ *runnerOptions) {
+	h := newHarness(t, bot.ModeHTTP, newWorld013(), func(o *bot.Options, _ *runnerOptions, _ *localslack.Server) {
 		o.Channels = []string{"C0OTHER001"}
 	})
 	d := h.command(localslack.OnCallID, "/kong upgrade start prod")

@@ -561,15 +561,22 @@ func (b *Bot) markDirty(run string) {
 	b.dmu.Unlock()
 }
 
+// summaryEvery is the least time between two edits of one run's parent
+// message: a burst of steps is drawn once, not once per message.
+const summaryEvery = time.Second
+
 // flushSummaries edits the parent message of every run that moved.
 func (b *Bot) flushSummaries(ctx context.Context) {
 	if b.paused() {
 		return
 	}
+	now := b.now()
 	b.dmu.Lock()
 	var runs []string
 	for r := range b.dirty {
-		runs = append(runs, r)
+		if now.Sub(b.drawn[r]) >= summaryEvery {
+			runs = append(runs, r)
+		}
 	}
 	b.dmu.Unlock()
 	for _, id := range runs {
@@ -588,6 +595,7 @@ func (b *Bot) flushSummaries(ctx context.Context) {
 		}
 		b.dmu.Lock()
 		delete(b.dirty, id)
+		b.drawn[id] = now
 		b.dmu.Unlock()
 	}
 }

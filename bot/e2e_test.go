@@ -270,3 +270,53 @@ func TestAbortCommand(t *testing.T) {
 		h.ephemeral(localslack.OnCallID, "already aborted")
 	})
 }
+
+// TestHop2PauseAndTwoApprovers drives 0.14.1 -> 1.0.3: the gradual shift
+// pauses after its first stage and a lead answers "go on" (the on-call
+// engineer may not); `migrations finish` needs two distinct leads, and the
+// message shows the progress between them.
+func TestHop2PauseAndTwoApprovers(t *testing.T) {
+	eachMode(t, func(t *testing.T, mode string) {
+		w := newWorld0141()
+		w.pauseShift = true
+		h := newHarness(t, mode, w)
+		id, parent := h.startRun(localslack.OnCallID, "/kong upgrade start prod to 1.0.3")
+		h.waitRun(id, "migrations approval", at(steps.RunAwaitingApproval, "hop2.migrations-up"))
+		h.click(localslack.Lead1ID, h.threadMsg(parent, "Approval needed", "kong migrations up", "step_approve"), "step_approve")
+		h.waitRun(id, "new nodes checked, not there yet", checkedPending("hop2.provision-new-nodes"))
+		w.startGen("1.0.3", "1.0.3")
+		h.click(localslack.OnCallID, h.threadMsg(parent, "Start 1.0.3 nodes alongside 0.14.1", "step_done"), "step_done")
+		h.waitRun(id, "shift approval", at(steps.RunAwaitingApproval, "hop2.traffic-shift"))
+		h.click(localslack.Lead2ID, h.threadMsg(parent, "Approval needed", "Shift traffic to 1.0.3", "step_approve"), "step_approve")
+
+		h.waitRun(id, "shift paused", at(steps.RunPaused, "hop2.traffic-shift"))
+		paused := h.threadMsg(parent, "Go on to 25%?", "pause_approve", "pause_rollback", "pause_abort", "812 requests")
+		h.click(localslack.OnCallID, paused, "pause_approve")
+		h.ephemeral(localslack.OnCallID, "only @kong-leads can answer for this step")
+		h.click(localslack.Lead1ID, paused, "pause_approve")
+		h.waitRun(id, "decommission checked, not done yet", checkedPending("hop2.decommission-old"))
+		h.threadMsg(parent, "<@"+localslack.Lead1ID+"> answered *Go on*", "Go on to 25%?")
+		h.eventually("pause buttons gone", func() bool { return !hasButtons(h.current(paused.TS)) })
+		w.stopGen("0.14.1")
+		h.click(localslack.OnCallID, h.threadMsg(parent, "Decommission the 0.14.1 nodes", "step_done"), "step_done")
+
+		h.waitRun(id, "finish approval", at(steps.RunAwaitingApproval, "hop2.migrations-finish"))
+		fin := h.threadMsg(parent, "Approval needed", "kong migrations finish", "irreversible", "2 distinct approvers, neither the requester")
+		h.click(localslack.Lead1ID, fin, "step_approve")
+		h.eventually("progress 1/2", func() bool {
+			m := h.current(fin.TS)
+			return hasButtons(m) && strings.Contains(msgText(m), "Has (1/2)") && strings.Contains(msgText(m), "<@"+localslack.Lead1ID+"> at")
+		})
+		h.click(localslack.Lead1ID, h.current(fin.TS), "step_approve")
+		h.ephemeral(localslack.Lead1ID, "You already approved *kong migrations finish (1.0.3)*; it needs 2 distinct approvers, neither the requester")
+		h.click(localslack.Lead2ID, h.current(fin.TS), "step_approve")
+		h.waitRun(id, "succeeded", func(r steps.Run) bool { return r.Status == steps.RunSucceeded })
+		h.eventually("finish decided", func() bool {
+			m := h.current(fin.TS)
+			return !hasButtons(m) && strings.Contains(msgText(m), "Approved by <@"+localslack.Lead1ID+">") && strings.Contains(msgText(m), "<@"+localslack.Lead2ID+">")
+		})
+		if w.schema != steps.Schema10 {
+			t.Errorf("schema %s, want 1.0", w.schema)
+		}
+	})
+}

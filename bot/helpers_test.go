@@ -40,6 +40,7 @@ type world struct {
 	failMigrate int // fail this many `migrations up` runs
 	migrateLog  int // lines of output per migration
 	inspects    int
+	pauseShift  bool // the gradual shift pauses after its first stage
 }
 
 var bundled = []string{"key-auth", "acl", "request-termination", "rate-limiting"}
@@ -197,8 +198,17 @@ func (w *world) Snapshot(context.Context, string, string) (string, error) {
 
 // steps.Traffic.
 
-func (w *world) Shift(context.Context, string, string, steps.Journal, steps.Sink) (steps.Check, error) {
-	w.set(func(w *world) { w.newPct = 100 })
+func (w *world) Shift(_ context.Context, _, _ string, j steps.Journal, _ steps.Sink) (steps.Check, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if v, _ := j.Get("shift/stage-5"); w.pauseShift && v != string(steps.ChoiceApprove) {
+		w.newPct = 5
+		return steps.Check{Facts: []steps.Fact{{Name: "5% stage", Value: "812 requests, 0 5xx, p95 41ms"}},
+			Pause: &steps.Pause{Kind: steps.PauseApproval, Key: "shift/stage-5",
+				Message: "5% of traffic ran on 1.0.3 for its bake time with healthy gates. Go on to 25%?",
+				Choices: []steps.Choice{steps.ChoiceApprove, steps.ChoiceRollBack, steps.ChoiceAbort}}}, nil
+	}
+	w.newPct = 100
 	return steps.Check{OK: true}, nil
 }
 
@@ -295,7 +305,7 @@ type harness struct {
 	stop    func()
 }
 
-type harnessOpt func(*bot.Options, *runnerOptions)
+type harnessOpt func(*bot.Options, *runnerOptions, *localslack.Server)
 
 type runnerOptions = runner.Options
 
@@ -351,7 +361,7 @@ func (h *harness) open(path string, opts ...harnessOpt) {
 		CallTimeout: 5 * time.Second, HomeRefresh: 100 * time.Millisecond,
 	}
 	for _, o := range opts {
-		o(&bo, &ro)
+		o(&bo, &ro, h.ls)
 	}
 	rn, err := runner.New(ro)
 	if err != nil {
@@ -454,6 +464,14 @@ func (h *harness) waitRun(id, what string, cond func(steps.Run) bool) steps.Run 
 		return err == nil && cond(r)
 	})
 	return run
+}
+
+// checkedPending: the run waits at a manual step whose check said "not yet".
+func checkedPending(step string) func(steps.Run) bool {
+	return func(r steps.Run) bool {
+		st, ok := r.Step(step)
+		return ok && r.Current == step && st.Status == steps.StepWaitingManual && st.Check != nil && !st.Check.OK
+	}
 }
 
 func at(status steps.RunStatus, step string) func(steps.Run) bool {

@@ -2,10 +2,16 @@ package bot_test
 
 import (
 	"encoding/json"
+	"errors"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
+
+	"github.com/kongbot/kongbot/bot"
 	"github.com/kongbot/kongbot/localslack"
 	"github.com/kongbot/kongbot/steps"
 )
@@ -34,10 +40,7 @@ func TestSlackOutageDuringRun(t *testing.T) {
 			}
 		}
 		h.click(localslack.Lead1ID, appr, "step_approve")
-		h.waitRun(id, "decommission checked and waiting", func(r steps.Run) bool {
-			st, _ := r.Step("hop1.decommission-old")
-			return r.Current == st.ID && st.Status == steps.StepWaitingManual && st.Check != nil && !st.Check.OK
-		})
+		h.waitRun(id, "decommission checked and waiting", checkedPending("hop1.decommission-old"))
 		w.stopGen("0.13.1")
 		// The decommission message may not be in Slack yet: mark it done
 		// through the command line's twin, the engine event, as the timer
@@ -136,4 +139,68 @@ func TestSlackOutageDuringRun(t *testing.T) {
 			}
 		}
 	})
+}
+
+// lossyTransport performs requests but loses the answers of the first
+// `lose` chat.postMessage calls, as a timeout after Slack posted would.
+type lossyTransport struct {
+	mu   sync.Mutex
+	lose int
+	lost int
+}
+
+func (l *lossyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !strings.HasSuffix(r.URL.Path, "/chat.postMessage") {
+		return resp, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lost < l.lose {
+		l.lost++
+		resp.Body.Close()
+		return nil, errors.New("answer lost: read: connection reset by peer")
+	}
+	return resp, nil
+}
+
+// TestLostAnswersDoNotDuplicate: Slack posted, but the bot never heard
+// back (for the parent message and for a thread reply). The retries find
+// the posts by their metadata instead of posting them again.
+func TestLostAnswersDoNotDuplicate(t *testing.T) {
+	lossy := &lossyTransport{lose: 2}
+	h := newHarness(t, bot.ModeSocket, newWorld013(), func(o *bot.Options, _ *runnerOptions, ls *localslack.Server) {
+		o.API = slack.New(ls.BotToken(), slack.OptionAPIURL(ls.APIURL()), slack.OptionAppLevelToken(ls.AppToken()),
+			slack.OptionHTTPClient(&http.Client{Transport: lossy, Timeout: 5 * time.Second}))
+	})
+	id, parent := h.startRun(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
+	h.waitRun(id, "provision step waiting", at(steps.RunWaitingManual, "hop1.provision-new-nodes"))
+	h.delivered(id)
+	if lossy.lost != 2 {
+		t.Fatalf("lost %d answers, want 2", lossy.lost)
+	}
+	tops := 0
+	for _, m := range h.ls.Channel(localslack.ChannelName) {
+		if strings.Contains(m.Text, "Kong upgrade "+id+" ") {
+			tops++
+		}
+	}
+	if tops != 1 {
+		t.Errorf("%d parent messages, want 1", tops)
+	}
+	msgs, _ := h.st.Outbox(h.ctx, id)
+	posts := 0
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if m.Kind != "refresh" && m.Key != "summary" && (m.Key == "" || !seen[m.Key]) {
+			posts++
+			seen[m.Key] = true
+		}
+	}
+	if got := len(h.ls.Thread(parent)); got != posts {
+		t.Errorf("%d thread messages, want %d (one per post)", got, posts)
+	}
+	if n := strings.Count(h.logs.String(), "found an earlier attempt's post in Slack"); n != 2 {
+		t.Errorf("the bot found %d lost posts in Slack, want 2 (the parent, then a thread reply)", n)
+	}
 }
