@@ -1,7 +1,9 @@
 package bot_test
 
 import (
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +22,11 @@ import (
 func BenchmarkHTTPAck(b *testing.B) {
 	for _, kind := range []string{"command", "click"} {
 		b.Run(kind, func(b *testing.B) {
-			h := newHarness(b, bot.ModeHTTP, newWorld013())
+			h := newHarness(b, bot.ModeHTTP, newWorld013(), func(o *bot.Options, _ *runnerOptions, _ *localslack.Server) {
+				if n, err := strconv.Atoi(os.Getenv("KONGBOT_BENCH_WORKERS")); err == nil {
+					o.Workers = n
+				}
+			})
 			_, _, appr := h.toApproval(localslack.OnCallID)
 			val, _ := buttonValue(appr, "step_approve")
 			const senders = 50
