@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -68,7 +69,9 @@ func (b *Bot) tell(ctx context.Context, responseURL, channel, user, thread, text
 		if err == nil {
 			return
 		}
-		b.log.Warn("response_url failed; posting an ephemeral message instead", "err", err)
+		// The error names the response_url, which lets anyone answer the
+		// user for half an hour: keep it out of the logs.
+		b.log.Warn("response_url failed; posting an ephemeral message instead", "err", redactURLs(err.Error()))
 	}
 	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
 	if thread != "" {
@@ -81,6 +84,11 @@ func (b *Bot) tell(ctx context.Context, responseURL, channel, user, thread, text
 		b.log.Error("could not answer the user", "user", user, "err", err)
 	}
 }
+
+var urlRe = regexp.MustCompile(`https?://[^\s"']+`)
+
+// redactURLs hides URLs in a message.
+func redactURLs(s string) string { return urlRe.ReplaceAllString(s, "<url>") }
 
 // exec runs a command and returns the reply.
 func (b *Bot) exec(ctx context.Context, cmd slack.SlashCommand, c commands.Command) string {
