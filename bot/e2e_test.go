@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kongbot/kongbot/bot"
 	"github.com/kongbot/kongbot/localslack"
 	"github.com/kongbot/kongbot/steps"
 )
@@ -155,6 +156,22 @@ func TestApprovalRules(t *testing.T) {
 		if n := h.audits(id, "refused-approve"); n != 1 {
 			t.Errorf("refused approvals audited = %d, want 1", n)
 		}
+		// Deactivated accounts never approve.
+		h.click(localslack.DeletedID, appr, "step_approve")
+		h.ephemeral(localslack.DeletedID, "deactivated accounts cannot approve this step")
+		// Membership is asked again at the decision: lena, just removed
+		// from @kong-leads, is refused although the group was read before.
+		if err := h.ls.SetGroupMembers(localslack.LeadsGroupID, []string{localslack.Lead1ID}); err != nil {
+			t.Fatal(err)
+		}
+		h.click(localslack.Lead2ID, appr, "step_approve")
+		h.ephemeral(localslack.Lead2ID, "only @kong-leads can approve this step")
+		if err := h.ls.SetGroupMembers(localslack.LeadsGroupID, []string{localslack.Lead1ID, localslack.Lead2ID}); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.runState(id); st.Status != steps.RunAwaitingApproval {
+			t.Fatalf("refused clicks moved the run to %s", st.Status)
+		}
 
 		// Lead 2 double-clicks while lead 1's click... lead 1 may not; so
 		// lead 2 and a second lead-2 click race.
@@ -172,7 +189,7 @@ func TestApprovalRules(t *testing.T) {
 			<-done
 		}
 		h.waitRun(id, "past the approval", func(r steps.Run) bool { return r.Status != steps.RunAwaitingApproval })
-		h.eventually("refusals audited", func() bool { return h.audits(id, "approve")+h.audits(id, "refused-approve") >= 4 })
+		h.eventually("refusals audited", func() bool { return h.audits(id, "approve")+h.audits(id, "refused-approve") >= 6 })
 		if n := h.audits(id, "approve"); n != 1 {
 			t.Errorf("approve transitions = %d, want exactly 1", n)
 		}
@@ -319,4 +336,18 @@ func TestHop2PauseAndTwoApprovers(t *testing.T) {
 			t.Errorf("schema %s, want 1.0", w.schema)
 		}
 	})
+}
+
+// TestSocketReconnect: Slack asks the socket to refresh mid-run; the bot
+// reconnects, reports not ready meanwhile, and clicks work again after.
+func TestSocketReconnect(t *testing.T) {
+	h := newHarness(t, bot.ModeSocket, newWorld013())
+	id, _, appr := h.toApproval(localslack.OnCallID)
+	if n := h.ls.Disconnect("refresh_requested"); n != 1 {
+		t.Fatalf("disconnected %d sockets", n)
+	}
+	h.eventually("a new socket", func() bool { s := h.ls.Sockets(); return s.Opened >= 2 && s.Open == 1 })
+	h.eventually("ready again", func() bool { return h.bot.Ready() == nil })
+	h.click(localslack.Lead1ID, appr, "step_approve")
+	h.waitRun(id, "past the approval", func(r steps.Run) bool { return r.Status != steps.RunAwaitingApproval })
 }
