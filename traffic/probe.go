@@ -20,6 +20,9 @@ type Probe struct {
 	Name   string
 	Method string // default GET
 	URL    string
+	// Header is sent with the request. A "Host" entry names the virtual host
+	// (a Kong route or a load balancer matched by host) and is sent as the
+	// request's Host, not as a header: net/http ignores Header["Host"].
 	Header http.Header
 	// WantStatus is the status that counts as a pass; 0 accepts anything
 	// below 500 (a 401 from an auth plugin is Kong working).
@@ -74,6 +77,12 @@ func (p Prober) Do(ctx context.Context, pr Probe) ProbeResult {
 		return res
 	}
 	for k, vs := range pr.Header {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			if len(vs) > 0 {
+				req.Host = vs[0]
+			}
+			continue
+		}
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
@@ -120,7 +129,8 @@ func kongVersion(h http.Header) string {
 // through the load balancer's front and counts which Kong version answers.
 // Used by the manual and exec backends, which cannot read weights back.
 type ShareProbe struct {
-	URL    string
+	URL string
+	// Header as in Probe: a "Host" entry is sent as the request's Host.
 	Header http.Header
 	// OldVersion and NewVersion are the Kong versions of each generation as
 	// they appear in `Via: kong/<v>` or `Server: kong/<v>`.

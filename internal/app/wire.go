@@ -222,22 +222,9 @@ func shareProbe(f *config.Front, oldV, newV string) traffic.ShareProbe {
 		Prober: frontProber}
 }
 
-// frontProber sends the traffic package's probes. Its transport honours a
-// "Host" entry in the probe's headers: net/http ignores Header["Host"] and
-// sends the URL's host unless Request.Host is set, and a Kong route or a
-// load balancer matched by host would otherwise never see the probe.
-var frontProber = traffic.Prober{Timeout: 5 * time.Second, Client: &http.Client{Transport: hostHeaderTransport{http.DefaultTransport}}}
-
-type hostHeaderTransport struct{ next http.RoundTripper }
-
-func (t hostHeaderTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if h := r.Header.Get("Host"); h != "" && r.Host != h {
-		r = r.Clone(r.Context())
-		r.Host = h
-		r.Header.Del("Host")
-	}
-	return t.next.RoundTrip(r)
-}
+// frontProber sends the traffic package's probes (a "Host" entry in a
+// probe's headers is sent as the request's Host, see traffic.Probe).
+var frontProber = traffic.Prober{Timeout: 5 * time.Second}
 
 func backendFor(g *config.Gateway, path, oldV, newV string) (traffic.Backend, error) {
 	t := g.Traffic
