@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -140,6 +141,12 @@ func (b *Bot) failed(ctx context.Context, m store.Message, posting bool, err err
 		reason = "rate limited: " + reason
 	} else if posting && outcomeUnknown(err) {
 		reason = maybePosted + reason
+	}
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) && (se.Err == "not_in_channel" || se.Err == "channel_not_found" || se.Err == "is_archived") {
+		// Retrying cannot help until someone acts; say what to do.
+		b.log.Error("Slack refuses to post in the runs channel: invite the bot to it (/invite @kongbot) or fix channels.runs; messages wait until then",
+			"channel", m.Channel, "slack_error", se.Err, "run_id", m.Run)
 	}
 	b.log.Warn("delivering a message failed; will retry", "run_id", m.Run, "key", m.Key, "kind", m.Kind,
 		"attempt", m.Attempts+1, "retry_at", next.UTC().Format(time.RFC3339Nano), "err", err)
@@ -462,7 +469,8 @@ func (b *Bot) findPosted(ctx context.Context, channel, parent string, id uint64)
 	if err != nil {
 		b.apiErr("lookup", err)
 		var se slack.SlackErrorResponse
-		if errors.As(err, &se) && (se.Err == "missing_scope" || se.Err == "not_in_channel" || se.Err == "thread_not_found") {
+		if errors.As(err, &se) && slices.Contains([]string{"missing_scope", "not_in_channel", "thread_not_found",
+			"channel_not_found", "invalid_arguments"}, se.Err) {
 			// Cannot look: posting again risks a duplicate, not posting
 			// would lose the message.
 			b.log.Warn("cannot read the channel to avoid a duplicate post; posting", "err", se.Err)

@@ -204,3 +204,26 @@ func TestLostAnswersDoNotDuplicate(t *testing.T) {
 		t.Errorf("the bot found %d lost posts in Slack, want 2 (the parent, then a thread reply)", n)
 	}
 }
+
+// TestNotInChannelWaits: until the bot is invited Slack answers
+// not_in_channel; the bot says what to do, keeps the messages, and
+// delivers them once it can.
+func TestNotInChannelWaits(t *testing.T) {
+	h := newHarness(t, bot.ModeHTTP, newWorld013())
+	if _, err := h.ls.Inject(localslack.Fault{Method: "chat.postMessage", Kind: localslack.SlackError, Error: "not_in_channel", Count: 3}); err != nil {
+		t.Fatal(err)
+	}
+	id, parent := h.startRun(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
+	h.waitRun(id, "provision step waiting", at(steps.RunWaitingManual, "hop1.provision-new-nodes"))
+	h.delivered(id)
+	if !strings.Contains(h.logs.String(), "invite the bot to it") {
+		t.Errorf("no hint to invite the bot in the log")
+	}
+	h.threadMsg(parent, "Provision 0.14.1 nodes", "step_done")
+	h.metrics.mu.Lock()
+	n := h.metrics.errors["post/not_in_channel"]
+	h.metrics.mu.Unlock()
+	if n != 3 {
+		t.Errorf("Metrics saw %d not_in_channel errors, want 3", n)
+	}
+}
