@@ -117,7 +117,7 @@ func (b *Bot) click(ctx context.Context, ic blockAction) {
 			r = roleOperator
 		}
 	case strings.HasPrefix(a.ActionID, actRollback):
-		ev, r, what = steps.Event{Kind: steps.EvRollback, Choice: steps.RollbackAction(val.Arg)}, roleOperator, "choose a rollback"
+		ev, r, what = steps.Event{Kind: steps.EvRollback, Choice: steps.RollbackAction(val.Arg)}, roleApprover, "choose a rollback"
 		dec = &decision{User: user, At: b.now(), Action: val.Arg}
 	default:
 		log.Warn("click on an unknown action")

@@ -246,13 +246,15 @@ func TestFailureRetryAndAbort(t *testing.T) {
 		h.waitRun(id, "rollback offered", func(r steps.Run) bool { return r.Status == steps.RunAborting })
 		offer := h.threadMsg(parent, "is being aborted", "rollback_remove-termination")
 		h.click(localslack.OnCallID, offer, "rollback_remove-termination")
+		h.ephemeral(localslack.OnCallID, "only @kong-leads can choose a rollback")
+		h.click(localslack.Lead2ID, offer, "rollback_remove-termination")
 		h.waitRun(id, "aborted", func(r steps.Run) bool { return r.Status == steps.RunAborted })
 		if w.termination {
 			t.Errorf("request-termination still on after the rollback")
 		}
 		h.eventually("offer shows the choice", func() bool {
 			m := h.current(offer.TS)
-			return !hasButtons(m) && strings.Contains(msgText(m), "Chosen by <@"+localslack.OnCallID+">")
+			return !hasButtons(m) && strings.Contains(msgText(m), "Chosen by <@"+localslack.Lead2ID+">")
 		})
 		h.eventually("failed step no longer offers retry", func() bool {
 			m := h.current(failed.TS)
