@@ -4,7 +4,10 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kongbot/kongbot/traffic"
 )
@@ -54,4 +57,49 @@ func TestProberSendsHostHeaderAsHost(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestShiftSendsTheHopsProbes: while a hop bakes, the gateway's probes and
+// that hop's probes are sent, never another hop's (aimed at a generation
+// that hop does not move to).
+func TestShiftSendsTheHopsProbes(t *testing.T) {
+	r := newRig(t)
+	var hits [3]atomic.Int64 // every hop, hop2, hop1
+	srv := func(n *atomic.Int64) string {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			w.Header().Set("Via", "kong/1.0.3")
+		}))
+		t.Cleanup(s.Close)
+		return s.URL
+	}
+	all, h2, h1 := srv(&hits[0]), srv(&hits[1]), srv(&hits[2])
+	tr := newTraffic(t, &traffic.Gateway{
+		Backend: r.hap,
+		Plans:   map[string]traffic.Plan{"hop2": traffic.GradualPlan(300*time.Millisecond, []int{100})},
+		Gates:   traffic.Gates{Interval: 50 * time.Millisecond},
+		Probes:  []traffic.Probe{{Name: "front", URL: all + "/"}},
+		HopProbes: map[string][]traffic.Probe{
+			"hop2": {{Name: "1.0.3 node", URL: h2 + "/"}},
+			"hop1": {{Name: "0.14.1 node", URL: h1 + "/"}},
+		},
+	})
+	if _, err := tr.Shift(context.Background(), "prod", "hop2", newJournal(), &sink{t: t}); err != nil {
+		t.Fatal(err)
+	}
+	if hits[0].Load() == 0 || hits[1].Load() == 0 || hits[2].Load() != 0 {
+		t.Fatalf("probes sent: gateway's %d, hop2's %d, hop1's %d; want the first two only", hits[0].Load(), hits[1].Load(), hits[2].Load())
+	}
+	if hits[0].Load() != hits[1].Load() {
+		t.Fatalf("gateway's probe sent %d times, hop2's %d: both go out at every sample", hits[0].Load(), hits[1].Load())
+	}
+}
+
+func TestNewRefusesHopProbeWithoutURL(t *testing.T) {
+	r := newRig(t)
+	_, err := traffic.New(traffic.Options{Gateways: map[string]*traffic.Gateway{"prod": {Backend: r.hap,
+		HopProbes: map[string][]traffic.Probe{"hop2": {{Name: "x"}}}}}})
+	if err == nil || !strings.Contains(err.Error(), `gateway "prod" hop2: probe 1 has no URL`) {
+		t.Fatalf("err = %v", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,10 +29,15 @@ type Gateway struct {
 	// DefaultPlans().
 	Plans map[string]Plan
 	Gates Gates
-	// Probes are the smoke probes sent through the new cluster's proxies
-	// while a stage bakes; Prober sends them.
+	// Probes are the smoke probes sent while a stage of any hop bakes
+	// (e.g. through the load balancer in front); Prober sends them.
 	Probes []Probe
-	Prober Prober
+	// HopProbes are sent, besides Probes, only while a stage of that hop
+	// bakes: each hop moves to a different new generation, and a probe
+	// aimed at one generation's proxies (or expecting its answer) means
+	// nothing during another hop.
+	HopProbes map[string][]Probe
+	Prober    Prober
 }
 
 // Options configure Traffic.
@@ -96,6 +102,13 @@ func New(o Options) (*Traffic, error) {
 				errs = append(errs, fmt.Errorf("gateway %q: probe %d has no URL", name, i+1))
 			}
 		}
+		for hop, ps := range g.HopProbes {
+			for i, p := range ps {
+				if p.URL == "" {
+					errs = append(errs, fmt.Errorf("gateway %q %s: probe %d has no URL", name, hop, i+1))
+				}
+			}
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("traffic config: %w", err)
@@ -120,6 +133,11 @@ func (t *Traffic) gateway(name string) (*Gateway, error) {
 		return nil, fmt.Errorf("%w %q", ErrUnknownGateway, name)
 	}
 	return g, nil
+}
+
+// probes are the smoke probes of a stage of hop.
+func (g *Gateway) probes(hop string) []Probe {
+	return append(slices.Clip(g.Probes), g.HopProbes[hop]...)
 }
 
 func (g *Gateway) backend(hop string) Backend {
@@ -192,17 +210,18 @@ func (t *Traffic) activeHop(gateway string, j steps.Journal) string {
 
 // shift is one Shift call's working set.
 type shift struct {
-	t     *Traffic
-	gw    string
-	hop   string
-	g     *Gateway
-	b     Backend
-	plan  Plan
-	j     steps.Journal
-	k     keys
-	out   steps.Sink
-	log   *slog.Logger
-	gates Gates
+	t      *Traffic
+	gw     string
+	hop    string
+	g      *Gateway
+	b      Backend
+	probes []Probe
+	plan   Plan
+	j      steps.Journal
+	k      keys
+	out    steps.Sink
+	log    *slog.Logger
+	gates  Gates
 }
 
 func (s *shift) line(format string, args ...any) {
@@ -231,7 +250,7 @@ func (t *Traffic) Shift(ctx context.Context, gateway, hop string, j steps.Journa
 	if err := t.setActive(gateway, hop, j); err != nil {
 		return steps.Check{}, fmt.Errorf("journal: %w", err)
 	}
-	s := &shift{t: t, gw: gateway, hop: hop, g: g, b: g.backend(hop), plan: plan, j: j, k: keysFor(hop), out: out,
+	s := &shift{t: t, gw: gateway, hop: hop, g: g, b: g.backend(hop), probes: g.probes(hop), plan: plan, j: j, k: keysFor(hop), out: out,
 		log: t.log.With("gateway", gateway, "hop", hop), gates: g.Gates.withDefaults()}
 	return s.run(ctx)
 }
@@ -342,9 +361,9 @@ func (s *shift) bake(ctx context.Context, st Stage, i, total, good int) (steps.C
 		}
 		// Probes go out together so a slow one delays the verdict by one
 		// probe timeout at most.
-		results := make([]ProbeResult, len(s.g.Probes))
+		results := make([]ProbeResult, len(s.probes))
 		var wg sync.WaitGroup
-		for k, p := range s.g.Probes {
+		for k, p := range s.probes {
 			wg.Go(func() { results[k] = s.g.Prober.Do(ctx, p) })
 		}
 		wg.Wait()

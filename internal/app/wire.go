@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,7 +110,8 @@ var hopOrder = []string{"hop1", "hop0", "hop2"}
 // trafficOptions maps the config's traffic sections to package traffic: one
 // backend per hop (the old and new generation differ per hop), the plans
 // (hop 1 fast inside the outage, hop 0 and hop 2 from the configured stages),
-// the gates, and the smoke probes sent through the front while a stage bakes.
+// the gates, and the smoke probes sent while a stage bakes (through the
+// front, and per hop to the proxies of the generation it moves to).
 func trafficOptions(cfg *config.Config, st *store.Store) (traffic.Options, error) {
 	opts := traffic.Options{Gateways: map[string]*traffic.Gateway{}, HopOf: hopOfStore(st)}
 	var errs []error
@@ -166,31 +168,61 @@ func trafficGateway(g *config.Gateway, path string) (*traffic.Gateway, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	var front *url.URL
 	if f := t.Front; f != nil {
-		base, err := url.Parse(f.URL)
+		u, err := url.Parse(f.URL)
 		if err != nil {
 			return nil, fmt.Errorf("%s.front.url: not a URL", path)
 		}
+		front = u
+	}
+	// Probes without a generation go through the front, whatever the hop;
+	// a probe naming a generation goes to that generation's proxies during
+	// the hop that moves traffic to it. Without a front, the probes without
+	// a generation go to the new generation's proxies too.
+	for _, p := range g.SmokeProbes {
+		if p.Generation == "" && front != nil {
+			tg.Probes = append(tg.Probes, trafficProbe(p, p.Name, front))
+		}
+	}
+	for hop, gens := range hops {
+		if _, ok := tg.HopBackends[hop]; !ok {
+			continue
+		}
 		for _, p := range g.SmokeProbes {
-			if p.Generation != "" {
-				continue // aimed at one generation's proxies, not the front
+			if p.Generation != gens[1] && (p.Generation != "" || front != nil) {
+				continue
 			}
-			u := *base
-			u.Path, u.RawQuery = p.Path, ""
-			if q := strings.IndexByte(p.Path, '?'); q >= 0 {
-				u.Path, u.RawQuery = p.Path[:q], p.Path[q+1:]
+			for _, n := range g.Generations[gens[1]].Nodes {
+				base, err := url.Parse(n.ProxyURL)
+				if n.ProxyURL == "" || err != nil {
+					continue // config.Check names it; kong's smoke step skips it too
+				}
+				if tg.HopProbes == nil {
+					tg.HopProbes = map[string][]traffic.Probe{}
+				}
+				tg.HopProbes[hop] = append(tg.HopProbes[hop], trafficProbe(p, cmp.Or(p.Name, p.Path)+" via "+n.Name, base))
 			}
-			h := http.Header{}
-			for k, v := range p.Headers {
-				h.Set(k, v)
-			}
-			if p.Host != "" {
-				h.Set("Host", p.Host)
-			}
-			tg.Probes = append(tg.Probes, traffic.Probe{Name: p.Name, Method: p.Method, URL: u.String(), Header: h, WantStatus: p.ExpectStatus})
 		}
 	}
 	return tg, nil
+}
+
+// trafficProbe aims a configured probe at base (a front or a node's proxy).
+func trafficProbe(p config.Probe, name string, base *url.URL) traffic.Probe {
+	u := *base
+	u.Path, u.RawQuery = p.Path, ""
+	if q := strings.IndexByte(p.Path, '?'); q >= 0 {
+		u.Path, u.RawQuery = p.Path[:q], p.Path[q+1:]
+	}
+	h := http.Header{}
+	for k, v := range p.Headers {
+		h.Set(k, v)
+	}
+	if p.Host != "" {
+		h.Set("Host", p.Host)
+	}
+	return traffic.Probe{Name: name, Method: p.Method, URL: u.String(), Header: h, WantStatus: p.ExpectStatus}
 }
 
 // gradualPlan turns configured stages into a traffic plan. A stage with no

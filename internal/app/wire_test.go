@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,5 +292,60 @@ func TestFrontProbesSendTheirHostHeader(t *testing.T) {
 	}
 	if h := <-got; h != "api.example.com" {
 		t.Fatalf("the front saw Host %q, want api.example.com", h)
+	}
+}
+
+// TestTrafficProbesPerHop: while a hop bakes, the smoke probes naming the
+// generation it moves to reach that generation's proxies; those without a
+// generation go through the front (or, with no front, to the new proxies).
+func TestTrafficProbesPerHop(t *testing.T) {
+	haproxy := &config.HAProxy{RuntimeAPI: "unix:/run/haproxy.sock", Backend: "kong",
+		Servers: map[string][]string{"0.13.1": {"o1"}, "0.14.1": {"m1"}, "1.0.3": {"n1"}}}
+	type probe struct{ name, url, host string }
+	tests := []struct {
+		name  string
+		front *config.Front
+		all   []probe
+		hops  map[string][]probe
+	}{
+		{"with a front", &config.Front{URL: "http://lb:8000/"},
+			[]probe{{"anon", "http://lb:8000/test?x=1", "api.example.com"}},
+			map[string][]probe{
+				"hop1": {{"mid via n-0.14.1", "http://0.14.1:8000/mid", ""}},
+				"hop2": {{"new only via n-1.0.3", "http://1.0.3:8000/test", ""}},
+			}},
+		{"without a front", nil, nil,
+			map[string][]probe{
+				"hop1": {{"anon via n-0.14.1", "http://0.14.1:8000/test?x=1", "api.example.com"}, {"mid via n-0.14.1", "http://0.14.1:8000/mid", ""}},
+				"hop2": {{"anon via n-1.0.3", "http://1.0.3:8000/test?x=1", "api.example.com"}, {"new only via n-1.0.3", "http://1.0.3:8000/test", ""}},
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := gatewayWith([]string{"0.13.1", "0.14.1", "1.0.3"}, config.Traffic{Backend: "haproxy", HAProxy: haproxy, Front: tc.front})
+			g.SmokeProbes = append(g.SmokeProbes, config.Probe{Name: "mid", Path: "/mid", ExpectStatus: 200, Generation: "0.14.1"})
+			for v, gen := range g.Generations {
+				gen.Nodes[0].ProxyURL = "http://" + v + ":8000"
+			}
+			tg, err := trafficGateway(g, "gateways[0].traffic")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := func(ps []traffic.Probe) []probe {
+				var out []probe
+				for _, p := range ps {
+					out = append(out, probe{p.Name, p.URL, p.Header.Get("Host")})
+				}
+				return out
+			}
+			if g := got(tg.Probes); !slices.Equal(g, tc.all) {
+				t.Errorf("probes of every hop %v, want %v", g, tc.all)
+			}
+			for _, hop := range []string{"hop1", "hop2"} {
+				if g := got(tg.HopProbes[hop]); !slices.Equal(g, tc.hops[hop]) {
+					t.Errorf("%s probes %v, want %v", hop, g, tc.hops[hop])
+				}
+			}
+		})
 	}
 }
