@@ -52,8 +52,13 @@ type nodeCache struct {
 	n *Node
 
 	// dirty holds segment bits; writers set them without waiting for a
-	// rebuild in progress, which holds only mu.
+	// rebuild in progress, which holds only mu. gen counts invalidations:
+	// an invalidation sets its bits, then bumps gen, so a snapshot built
+	// from a swap of dirty that followed a read of gen covers every
+	// invalidation up to that gen. dirty alone cannot tell a reader that a
+	// rebuild is under way (the rebuilder has already swapped it to 0).
 	dirty atomic.Uint32
+	gen   atomic.Uint64
 	snap  atomic.Pointer[snapshot]
 
 	mu      sync.Mutex // serialises rebuilds
@@ -67,6 +72,7 @@ type nodeCache struct {
 
 // snapshot is an immutable ProxyView.
 type snapshot struct {
+	gen        uint64 // nodeCache.gen this snapshot covers
 	version    Version
 	loaded     map[string]bool
 	apis       []API
@@ -82,6 +88,7 @@ type snapshot struct {
 func newNodeCache(n *Node) *nodeCache {
 	c := &nodeCache{n: n}
 	c.dirty.Store(uint32(segAll))
+	c.gen.Store(1)
 	c.snap.Store(&snapshot{version: n.version, loaded: n.loaded,
 		services: map[string]Service{}, consumers: map[string]Consumer{}, keys: map[string]KeyAuthCredential{}})
 	return c
@@ -95,23 +102,38 @@ func (c *nodeCache) invalidate(keys ...string) {
 	}
 	if s != 0 {
 		c.dirty.Or(uint32(s))
+		c.gen.Add(1)
 	}
 }
 
+// view returns a snapshot that includes every invalidation made before the
+// call. A reader that arrives while another rebuilds waits for that rebuild
+// (or does the next one itself) instead of taking the older snapshot, so a
+// node's own writes are seen by every request that follows them, as in Kong.
 func (c *nodeCache) view(ctx context.Context) (ProxyView, error) {
-	if c.dirty.Load() == 0 && !c.expired() {
-		return c.snap.Load(), nil
+	want := c.gen.Load()
+	if s := c.snap.Load(); s.gen >= want && !c.expired() {
+		return s, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.expired() {
-		c.dirty.Store(uint32(segAll))
+		c.dirty.Or(uint32(segAll))
+		c.gen.Add(1)
 	}
+	cur := c.snap.Load()
+	if cur.gen >= want && !c.expired() {
+		// Another reader rebuilt while this one waited.
+		return cur, nil
+	}
+	g := c.gen.Load()
 	d := segment(c.dirty.Swap(0))
+	next := *cur
+	next.gen = g
 	if d == 0 {
-		return c.snap.Load(), nil
+		c.snap.Store(&next)
+		return &next, nil
 	}
-	next := *c.snap.Load()
 	if err := c.rebuild(ctx, &next, d); err != nil {
 		// Like Kong's cache, keep serving what was cached when the datastore
 		// cannot be read (schema moved, database down); retry next request.
