@@ -156,6 +156,9 @@ func (b *Bot) click(ctx context.Context, ic blockAction) {
 		return
 	}
 	log.Info("click accepted")
+	if ev.Kind == steps.EvRetry {
+		b.note(ctx, run.ID, fmt.Sprintf(":repeat: %s retried *%s*", mention(user), def.Title))
+	}
 	if ev.Kind == steps.EvAnswer {
 		// The step's message is redrawn from state that no longer holds
 		// the question; the thread keeps who answered what.

@@ -292,6 +292,7 @@ func (b *Bot) commandDecision(ctx context.Context, cmd slack.SlashCommand, runID
 		}
 		return fmt.Sprintf(":stop_sign: Run *%s* is %s.", runID, after.Status)
 	case steps.EvRetry:
+		b.note(ctx, runID, fmt.Sprintf(":repeat: %s retried *%s* (`/kong upgrade retry`)", mention(user), cur))
 		return fmt.Sprintf(":repeat: Retrying *%s* of run *%s*.", cur, runID)
 	}
 	return "Done."

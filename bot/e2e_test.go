@@ -238,6 +238,7 @@ func TestFailureRetryAndAbort(t *testing.T) {
 		h.click(localslack.GuestID, failed, "step_retry")
 		h.ephemeral(localslack.GuestID, "guest accounts cannot retry this step")
 		h.click(localslack.OnCallID, failed, "step_retry")
+		h.threadMsg(parent, "<@"+localslack.OnCallID+"> retried *kong migrations up (0.14.1)*")
 		h.waitRun(id, "failed again", func(r steps.Run) bool {
 			st, _ := r.Step("hop1.migrations-up")
 			return r.Status == steps.RunFailed && st.Attempts == 2
