@@ -16,7 +16,8 @@ import (
 )
 
 // fileJournal is a durable steps.Journal for crash tests: every Put is
-// appended to a file and fsynced before it returns, as the store does.
+// appended to a file and fsynced before it returns, as the store does, and
+// a PutMany is one appended line.
 type fileJournal struct {
 	mu sync.Mutex
 	m  map[string]string
@@ -27,12 +28,15 @@ func openFileJournal(path string) (*fileJournal, error) {
 	j := &fileJournal{m: map[string]string{}}
 	if f, err := os.Open(path); err == nil {
 		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
 		for sc.Scan() {
-			var kv [2]string
-			// A torn last line (killed mid-write) is ignored.
+			// One line per write (a PutMany is one line, so all or
+			// none of it); a torn last line (killed mid-write) is ignored.
+			var kv map[string]string
 			if json.Unmarshal(sc.Bytes(), &kv) == nil {
-				j.m[kv[0]] = kv[1]
+				for k, v := range kv {
+					j.m[k] = v
+				}
 			}
 		}
 		f.Close()
@@ -52,8 +56,13 @@ func (j *fileJournal) Get(k string) (string, bool) {
 	return v, ok
 }
 
-func (j *fileJournal) Put(k, v string) error {
-	b, _ := json.Marshal([2]string{k, v})
+func (j *fileJournal) Put(k, v string) error { return j.PutMany(map[string]string{k: v}) }
+
+func (j *fileJournal) PutMany(kv map[string]string) error {
+	b, err := json.Marshal(kv)
+	if err != nil {
+		return err
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, err := j.f.Write(append(b, '\n')); err != nil {
@@ -62,7 +71,9 @@ func (j *fileJournal) Put(k, v string) error {
 	if err := j.f.Sync(); err != nil {
 		return err
 	}
-	j.m[k] = v
+	for k, v := range kv {
+		j.m[k] = v
+	}
 	return nil
 }
 

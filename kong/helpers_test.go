@@ -54,6 +54,15 @@ func (j *memJournal) Put(k, v string) error {
 	return nil
 }
 
+func (j *memJournal) PutMany(kv map[string]string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for k, v := range kv {
+		j.m[k] = v
+	}
+	return nil
+}
+
 func (j *memJournal) Keys(prefix string) []string {
 	j.mu.Lock()
 	defer j.mu.Unlock()

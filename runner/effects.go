@@ -214,6 +214,17 @@ func (r *Runner) env(ctx context.Context, run steps.Run, e steps.Effect) (*steps
 	return &steps.Env{Gateway: run.Gateway, Kong: r.kong, Traffic: r.traffic, Journal: j, Out: s, Now: r.now}, s
 }
 
+// OpenJournal returns run's step journal as the runner gives it to steps
+// (every Put and PutMany one fsynced store commit), for driving an adapter
+// outside a run: tools and benchmarks.
+func OpenJournal(ctx context.Context, st *store.Store, run string) (steps.Journal, error) {
+	m, err := st.Journal(ctx, run)
+	if err != nil {
+		return nil, fmt.Errorf("reading the journal of run %s: %w", run, err)
+	}
+	return &journal{ctx: ctx, st: st, run: run, m: m}, nil
+}
+
 // journal is a step's Journal: Put is durable (committed to the store)
 // before it returns, so a step re-run after a crash finds what it created.
 type journal struct {
@@ -239,6 +250,26 @@ func (j *journal) Put(key, value string) error {
 	}
 	j.mu.Lock()
 	j.m[key] = value
+	j.mu.Unlock()
+	return nil
+}
+
+func (j *journal) PutMany(kv map[string]string) error {
+	if len(kv) == 0 {
+		return nil
+	}
+	entries := make([]store.JournalEntry, 0, len(kv))
+	for k, v := range kv {
+		entries = append(entries, store.JournalEntry{Run: j.run, Key: k, Value: v})
+	}
+	ctx := context.WithoutCancel(j.ctx)
+	if _, err := j.st.Commit(ctx, store.Change{Journal: entries}); err != nil {
+		return fmt.Errorf("journal (%d keys): %w", len(kv), err)
+	}
+	j.mu.Lock()
+	for k, v := range kv {
+		j.m[k] = v
+	}
 	j.mu.Unlock()
 	return nil
 }

@@ -235,6 +235,12 @@ func (j mapJournal) Put(k, v string) error {
 	j.h.run.Journal[k] = v
 	return nil
 }
+func (j mapJournal) PutMany(kv map[string]string) error {
+	for k, v := range kv {
+		_ = j.Put(k, v)
+	}
+	return nil
+}
 func (j mapJournal) Keys(prefix string) []string {
 	var out []string
 	for k := range j.h.run.Journal {

@@ -139,6 +139,10 @@ type Journal interface {
 	Get(key string) (string, bool)
 	Put(key, value string) error
 	Keys(prefix string) []string
+	// PutMany writes several keys as one durable write (one store commit):
+	// all of them or none are recorded when it returns. Steps that record
+	// thousands of IDs use it so a run does not pay one fsync per key.
+	PutMany(kv map[string]string) error
 }
 
 // Inspector reads a gateway back.

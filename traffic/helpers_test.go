@@ -136,6 +136,15 @@ func (j *memJournal) Put(k, v string) error {
 	return nil
 }
 
+func (j *memJournal) PutMany(kv map[string]string) error {
+	for k, v := range kv {
+		if err := j.Put(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (j *memJournal) Keys(prefix string) []string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
