@@ -110,3 +110,29 @@ func TestRestartEditsSameMessages(t *testing.T) {
 		return strings.Contains(msgText(h.current(appr.TS)), "Approved by")
 	})
 }
+
+// TestRestartDuringAbort: a run waiting for a rollback choice is resumed
+// by a restarted bot; its offer is edited, not posted again, and a choice
+// made on it still works.
+func TestRestartDuringAbort(t *testing.T) {
+	w := newWorld013()
+	w.failMigrate = 1
+	h := newHarness(t, bot.ModeHTTP, w)
+	id, parent, appr := h.toApproval(localslack.OnCallID)
+	h.click(localslack.Lead1ID, appr, "step_approve")
+	h.waitRun(id, "migration failed", at(steps.RunFailed, "hop1.migrations-up"))
+	h.click(localslack.OnCallID, h.threadMsg(parent, "kong migrations up (0.14.1)", "run_abort"), "run_abort")
+	offer := h.threadMsg(parent, "is being aborted", "rollback_remove-termination")
+	h.delivered(id)
+	before := len(h.ls.Thread(parent))
+	h.restart()
+	h.delivered(id)
+	if after := len(h.ls.Thread(parent)); after != before {
+		t.Fatalf("thread grew from %d to %d messages after a restart", before, after)
+	}
+	h.click(localslack.Lead1ID, h.current(offer.TS), "rollback_none")
+	h.waitRun(id, "aborted", func(r steps.Run) bool { return r.Status == steps.RunAborted })
+	h.eventually("offer shows the choice", func() bool {
+		return strings.Contains(msgText(h.current(offer.TS)), "Chosen by <@"+localslack.Lead1ID+">")
+	})
+}

@@ -282,6 +282,19 @@ func (b *Bot) deliver(ctx context.Context, m store.Message) (posting bool, err e
 			return false, b.st.MarkDelivered(ctx, m, nil)
 		}
 	}
+	if offer {
+		// A resumed run offers again what it offered before the restart:
+		// edit that message rather than post a twin.
+		if ref, ok := b.openOffer(ctx, m); ok {
+			if err := b.update(ctx, ref, out); err != nil {
+				return false, err
+			}
+			if err := b.st.SetMessageRef(ctx, m.Run, offerKey(m.ID), ref); err != nil {
+				return false, err
+			}
+			return false, b.st.MarkDelivered(ctx, m, nil)
+		}
+	}
 	ref, err := b.post(ctx, m, v, out, top)
 	if err != nil {
 		return true, err
@@ -296,6 +309,42 @@ func (b *Bot) deliver(ctx context.Context, m store.Message) (posting bool, err e
 		return false, err
 	}
 	return false, b.st.MarkDelivered(ctx, m, &ref)
+}
+
+// openOffer finds the run's last rollback offer before m if nobody chose
+// from it and it offered the same choices.
+func (b *Bot) openOffer(ctx context.Context, m store.Message) (store.MessageRef, bool) {
+	msgs, err := b.st.Outbox(ctx, m.Run)
+	if err != nil {
+		return store.MessageRef{}, false
+	}
+	var cur steps.Effect
+	if json.Unmarshal(m.Payload, &cur) != nil {
+		return store.MessageRef{}, false
+	}
+	var last *steps.Effect
+	var lastID uint64
+	decided := map[string]bool{}
+	for _, o := range msgs {
+		switch {
+		case o.ID >= m.ID:
+		case o.Kind == KindRefresh && strings.HasPrefix(o.Key, "offer/"):
+			var p refreshPayload
+			if json.Unmarshal(o.Payload, &p) == nil && p.Decision != nil {
+				decided[o.Key] = true
+			}
+		case o.Kind == string(steps.EffPost) && o.Delivered:
+			var e steps.Effect
+			if json.Unmarshal(o.Payload, &e) == nil && e.Message == steps.MsgRollbackOffer {
+				last, lastID = &e, o.ID
+			}
+		}
+	}
+	if last == nil || decided[offerKey(lastID)] || !slices.Equal(last.Choices, cur.Choices) {
+		return store.MessageRef{}, false
+	}
+	ref, ok, err := b.st.MessageRef(ctx, m.Run, offerKey(lastID))
+	return ref, ok && err == nil
 }
 
 func offerKey(id uint64) string           { return "offer/" + strconv.FormatUint(id, 10) }
