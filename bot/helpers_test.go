@@ -240,6 +240,7 @@ type countMetrics struct {
 	errors      map[string]int
 	rateLimited int
 	depth       int
+	maxDepth    int
 	acks        []time.Duration
 }
 
@@ -261,6 +262,7 @@ func (m *countMetrics) RateLimited(string, time.Duration) {
 func (m *countMetrics) OutboxDepth(n int) {
 	m.mu.Lock()
 	m.depth = n
+	m.maxDepth = max(m.maxDepth, n)
 	m.mu.Unlock()
 }
 

@@ -66,6 +66,16 @@ func TestSlackOutageDuringRun(t *testing.T) {
 		if rl == 0 {
 			t.Errorf("no rate limit was reported to Metrics")
 		}
+		h.eventually("outbox depth back to 0", func() bool {
+			h.metrics.mu.Lock()
+			defer h.metrics.mu.Unlock()
+			return h.metrics.depth == 0
+		})
+		h.metrics.mu.Lock()
+		if h.metrics.maxDepth < 2 {
+			t.Errorf("outbox depth never rose above %d during the outage", h.metrics.maxDepth)
+		}
+		h.metrics.mu.Unlock()
 
 		// Every post of the run is in Slack exactly once, in outbox order.
 		msgs, _ := h.st.Outbox(h.ctx, id)
