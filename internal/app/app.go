@@ -34,7 +34,10 @@ import (
 
 // Deps are the parts a scheduler is built from (see WithScheduler).
 type Deps struct {
-	Config  *config.Config
+	Config *config.Config
+	// Rules are the engine's rules with the config's change windows, the
+	// same the runner and the bot have.
+	Rules   steps.ApprovalRules
 	Store   *store.Store
 	Runner  *runner.Runner
 	Planner *Planner
@@ -151,14 +154,21 @@ func New(cfg *config.Config, opts ...Option) (a *App, err error) {
 	if a.traffic, err = traffic.New(topts); err != nil {
 		return nil, err
 	}
-	rules := runner.RulesFromConfig(cfg)
+	// The change windows are part of the rules: the runner's engine holds
+	// high and irreversible steps outside them, and the bot and the
+	// scheduler must judge with the same rules.
+	sopts, err := schedule.FromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rules := sopts.Rules
 	a.runner, err = runner.New(runner.Options{Store: a.store, Kong: a.kong, Traffic: a.traffic, Rules: rules,
 		Logger: a.log.With("component", "runner"), Hooks: a.metrics.Hooks(o.hooks)})
 	if err != nil {
 		return nil, err
 	}
 	a.planner = NewPlanner(cfg, a.kong)
-	deps := Deps{Config: cfg, Store: a.store, Runner: a.runner, Planner: a.planner, Logger: a.log.With("component", "schedule")}
+	deps := Deps{Config: cfg, Rules: rules, Store: a.store, Runner: a.runner, Planner: a.planner, Logger: a.log.With("component", "schedule")}
 	if o.scheduler == nil {
 		o.scheduler = defaultScheduler(a.kong)
 	}
@@ -213,20 +223,14 @@ func (a *App) newBot(rules steps.ApprovalRules, edits []func(*bot.Options)) (*bo
 // the config's timers and channels.
 func defaultScheduler(k steps.Inspector) func(Deps) (bot.Scheduler, error) {
 	return func(d Deps) (bot.Scheduler, error) {
-		t := d.Config.Timers
-		return schedule.New(schedule.Options{
-			Store:          d.Store,
-			Runs:           d.Runner,
-			Starter:        schedule.PlanStarter{Planner: d.Planner, Runner: d.Runner, Store: d.Store},
-			Inspector:      k,
-			Rules:          runner.RulesFromConfig(d.Config),
-			Grace:          t.ScheduleGrace,
-			Digest:         t.Digest,
-			DigestChannel:  d.Config.Channels.Digest,
-			DefaultChannel: d.Config.Channels.Runs,
-			HealthInterval: t.HealthWatchInterval,
-			Logger:         d.Logger,
-		})
+		o, err := schedule.FromConfig(d.Config)
+		if err != nil {
+			return nil, err
+		}
+		o.Rules = d.Rules
+		o.Store, o.Runs, o.Inspector, o.Logger = d.Store, d.Runner, k, d.Logger
+		o.Starter = schedule.PlanStarter{Planner: d.Planner, Runner: d.Runner, Store: d.Store}
+		return schedule.New(o)
 	}
 }
 

@@ -140,6 +140,12 @@ gateways:
 
 func newScenario(t *testing.T, mode string) *scenario {
 	t.Helper()
+	return newScenarioWith(t, mode, "")
+}
+
+// newScenarioWith appends extra (top-level YAML) to the config.
+func newScenarioWith(t *testing.T, mode, extra string) *scenario {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
@@ -185,7 +191,7 @@ func newScenario(t *testing.T, mode string) *scenario {
 	storePath := filepath.Join(dir, "kongbot.db")
 	cfgPath := filepath.Join(dir, "kongbot.yaml")
 	doc := fmt.Sprintf(configTemplate, storePath, mode, slackListen, ls.APIURL(), localslack.ChannelID, localslack.OnCallID,
-		localslack.LeadsHandle, node.AdminURL(), node.ProxyURL(), deadURL(t), deadURL(t), filepath.Join(dir, "snapshots"), deadURL(t)+"/test")
+		localslack.LeadsHandle, node.AdminURL(), node.ProxyURL(), deadURL(t), deadURL(t), filepath.Join(dir, "snapshots"), deadURL(t)+"/test") + extra
 	if err := os.WriteFile(cfgPath, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -640,6 +646,36 @@ func TestRestartResumesTheRun(t *testing.T) {
 	s.waitRun(id, "the outage approval after the restart", at(steps.RunAwaitingApproval, "hop1.termination-on"))
 	if !strings.Contains(s.logs.String(), `"msg":"resuming run","component":"runner","run_id":"`+id+`"`) {
 		t.Errorf("no resume logged for %s", id)
+	}
+}
+
+// TestChangeWindowHoldsTheOutage: a config's change windows reach the
+// engine through app.New. Outside the window, the hop-1 outage group's
+// first step (high risk) waits once approved, saying when the window opens,
+// instead of switching request-termination on.
+func TestChangeWindowHoldsTheOutage(t *testing.T) {
+	// A daily window that opens twelve hours from now: closed for the test.
+	opens := time.Now().UTC().Add(12 * time.Hour).Truncate(time.Hour)
+	s := newScenarioWith(t, bot.ModeSocket, fmt.Sprintf(`
+change_windows:
+  - {name: test-window, start: "0 %d * * *", duration: 1h, gateways: [prod]}
+`, opens.Hour()))
+	s.start()
+	s.eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	id := s.startRun()
+	s.click(localslack.OnCallID, "step_done", "hop1.provision-new-nodes")
+	s.waitRun(id, "the outage approval", at(steps.RunAwaitingApproval, "hop1.termination-on"))
+	s.click(localslack.Lead1ID, "step_approve", "hop1.termination-on")
+	run := s.waitRun(id, "the window wait", at(steps.RunPaused, "hop1.termination-on"))
+	st, _ := run.Step("hop1.termination-on")
+	if st.Status != steps.StepPaused || st.Check == nil || st.Check.Pause == nil || st.Check.Pause.Kind != steps.PauseWindow {
+		t.Fatalf("termination-on is %s with check %+v, want paused for its window", st.Status, st.Check)
+	}
+	if want := "waiting for the window test-window that opens " + opens.Format("Mon 2 Jan 15:04 MST"); !strings.Contains(st.Check.Pause.Message, want) {
+		t.Fatalf("pause says %q, want %q", st.Check.Pause.Message, want)
+	}
+	if st.Attempts != 0 {
+		t.Fatalf("termination-on ran %d times outside its window", st.Attempts)
 	}
 }
 
