@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -651,5 +650,3 @@ func eachMode(t *testing.T, f func(t *testing.T, mode string)) {
 		t.Run(m, func(t *testing.T) { f(t, m) })
 	}
 }
-
-var errSkip = errors.New("skip")
