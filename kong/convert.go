@@ -17,6 +17,10 @@ import (
 	"github.com/kongbot/kongbot/steps"
 )
 
+// journalBatch is how many journal keys the conversion writes per durable
+// journal write.
+const journalBatch = 512
+
 // Journal keys of the conversion, per API name (names are unique, §1.7).
 func jConv(api, what string) string { return "conv/" + api + "/" + what }
 
@@ -252,15 +256,23 @@ func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, ite
 			return nil
 		})
 	}
-	noProbes := g.cfg.Conversion.SkipProbes || w.n.opts.ProxyURL == ""
-	if !noProbes && len(todo) > 0 {
-		// One request first: a node builds its routers on the first
-		// request after a change, and requests racing that build may be
-		// answered from the old view.
-		if p := todo[0].Probe; p != nil {
-			_, _ = g.probe(ctx, w.n.opts.ProxyURL, *p)
+	// IDs and progress go to the journal in batches (one durable write per
+	// journalBatch keys); each phase's records are flushed before the next
+	// phase starts, so the intent records are durable before any write.
+	bj := newBatchJournal(j, journalBatch)
+	flush := func() {
+		if err := bj.Flush(); err != nil {
+			for _, it := range todo {
+				mu.Lock()
+				skip := failed[it.API.Name]
+				mu.Unlock()
+				if !skip {
+					fail(it, err)
+				}
+			}
 		}
 	}
+	noProbes := g.cfg.Conversion.SkipProbes || w.n.opts.ProxyURL == ""
 	phase(func(ctx context.Context, it *planItem) error {
 		if resuming[it.API.Name] {
 			// The Route may already answer instead of the API; the answer
@@ -276,31 +288,30 @@ func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, ite
 			rec = beforeRecord{Probe: it.Probe, Status: a.Status}
 		}
 		b, _ := json.Marshal(rec)
-		if err := j.Put(jConv(it.API.Name, jcBefore), string(b)); err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-		return nil
+		return bj.Put(jConv(it.API.Name, jcBefore), string(b))
 	})
+	flush()
 	phase(func(ctx context.Context, it *planItem) error {
-		return g.writeOne(ctx, w.n.admin, j, it, resuming[it.API.Name])
+		return g.writeOne(ctx, w.n.admin, bj, it, resuming[it.API.Name])
 	})
+	flush()
 	phase(func(ctx context.Context, it *planItem) error {
 		name := it.API.Name
-		rec := readBefore(j, name)
+		rec := readBefore(bj, name)
 		if !noProbes && rec.Probe != nil && rec.Status != 0 {
 			if err := g.expectStatus(ctx, w.n.opts.ProxyURL, *rec.Probe, rec.Status, 5*time.Second); err != nil {
-				rid, _ := j.Get(jConv(name, jcRoute))
+				rid, _ := bj.Get(jConv(name, jcRoute))
 				return fmt.Errorf("route %s: %w", rid, err)
 			}
 		}
-		if err := j.Put(jConv(name, jcDone), "1"); err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-		mu.Lock()
-		converted++
-		mu.Unlock()
-		return nil
+		return bj.Put(jConv(name, jcDone), "1")
 	})
+	flush()
+	for _, it := range todo {
+		if !failed[it.API.Name] {
+			converted++
+		}
+	}
 	sort.Strings(failures)
 	return converted, resumed, failures
 }
@@ -308,7 +319,7 @@ func (g *gateway) convertLevel(ctx context.Context, w live, j steps.Journal, ite
 // writeOne creates one API's Service, Route and plugins, each id going to
 // the journal as soon as Kong answers; on a resume, entities a lost
 // journal write left behind are found and adopted instead of duplicated.
-func (g *gateway) writeOne(ctx context.Context, a *admin, j steps.Journal, it *planItem, resuming bool) error {
+func (g *gateway) writeOne(ctx context.Context, a *admin, j journalRW, it *planItem, resuming bool) error {
 	name := it.API.Name
 	sid, _ := j.Get(jConv(name, jcService))
 	if sid == "" {
@@ -366,7 +377,7 @@ type beforeRecord struct {
 	Status int    `json:"status,omitempty"`
 }
 
-func readBefore(j steps.Journal, api string) beforeRecord {
+func readBefore(j journalRW, api string) beforeRecord {
 	var rec beforeRecord
 	if v, ok := j.Get(jConv(api, jcBefore)); ok {
 		_ = json.Unmarshal([]byte(v), &rec)

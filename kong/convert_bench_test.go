@@ -4,17 +4,21 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/kongbot/kongbot/internal/pgtest"
 	"github.com/kongbot/kongbot/kongsim"
+	"github.com/kongbot/kongbot/runner"
+	"github.com/kongbot/kongbot/store"
 )
 
 // BenchmarkConvert converts and verifies n APIs with one key-auth plugin
 // each on a kongsim 0.14.1 node (real PostgreSQL), with the default
 // concurrency and one at a time. Each iteration builds its datastore
-// outside the timer.
+// outside the timer. The journal is the runner's, on a bbolt store file
+// (every durable write fsynced), as in a real run.
 //
 //	go test -run '^$' -bench BenchmarkConvert -benchtime 1x ./kong/
 func BenchmarkConvert(b *testing.B) {
@@ -46,7 +50,14 @@ func BenchmarkConvert(b *testing.B) {
 				c := newClient(b, Gateway{DatastoreDSN: dsn,
 					Generations: []GenerationNodes{{Version: "0.14.1", Nodes: []NodeOptions{simNodeOpts("a", node)}}},
 					Conversion:  ConversionOptions{Concurrency: bc.concurrency}})
-				j := newJournal()
+				st, err := store.Open(filepath.Join(b.TempDir(), "kongbot.db"), store.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				j, err := runner.OpenJournal(context.Background(), st, "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
 				b.StartTimer()
 				start := time.Now()
 				chk, err := c.Convert(context.Background(), "gw", j, nil)
@@ -62,6 +73,7 @@ func BenchmarkConvert(b *testing.B) {
 					b.Fatalf("%d verified, want %d", got, bc.apis)
 				}
 				node.Stop()
+				st.Close()
 			}
 			per := total / time.Duration(b.N*bc.apis)
 			b.ReportMetric(float64(per.Microseconds())/1000, "ms/api")

@@ -158,9 +158,9 @@ func TestConvertDemoAndVariedAPIs(t *testing.T) {
 	}
 }
 
-// crashJournal cancels the run after `after` APIs are done, and fails the
-// first service write of one API (as if the bot died between Kong's answer
-// and the journal write).
+// crashJournal cancels the run once `after` Routes are recorded, and fails
+// the first write that holds the service of one API (as if the bot died
+// between Kong's answer and the journal write: a batch is lost whole).
 type crashJournal struct {
 	*memJournal
 	after  int32
@@ -178,11 +178,30 @@ func (c *crashJournal) Put(k, v string) error {
 		return errors.New("disk gone")
 	}
 	c.loseMu.Unlock()
-	if err := c.memJournal.Put(k, v); err != nil {
+	return c.PutMany(map[string]string{k: v})
+}
+
+func (c *crashJournal) PutMany(kv map[string]string) error {
+	c.loseMu.Lock()
+	if _, ok := kv[jConv(c.lose, jcService)]; ok && c.lose != "" {
+		c.lose = ""
+		c.loseMu.Unlock()
+		return errors.New("disk gone")
+	}
+	c.loseMu.Unlock()
+	if err := c.memJournal.PutMany(kv); err != nil {
 		return err
 	}
-	if strings.HasSuffix(k, "/"+jcDone) && c.done.Add(1) == c.after {
-		c.cancel()
+	routes := int32(0)
+	for k := range kv {
+		if strings.HasSuffix(k, "/"+jcRoute) {
+			routes++
+		}
+	}
+	if routes > 0 {
+		if n := c.done.Add(routes); n >= c.after && n-routes < c.after {
+			c.cancel()
+		}
 	}
 	return nil
 }
@@ -200,8 +219,14 @@ func TestConvertCrashResumesWithoutDuplicates(t *testing.T) {
 	t.Logf("run 1: %d of %d done; %q", len(convertedAPIs(j)), apis, chk.Missing)
 	// Run 2: cancelled mid-way (the bot process stops).
 	ctx, cancel := context.WithCancel(context.Background())
-	j.cancel, j.after = cancel, int32(len(convertedAPIs(j)))+90
-	j.done.Store(int32(len(convertedAPIs(j))))
+	routes := int32(0)
+	for _, k := range j.Keys("conv/") {
+		if strings.HasSuffix(k, "/"+jcRoute) {
+			routes++
+		}
+	}
+	j.cancel, j.after = cancel, routes+90
+	j.done.Store(routes)
 	chk, err = c.Convert(ctx, "gw", j, nil)
 	if err == nil || chk.OK {
 		t.Fatal("the interrupted run reports success")
