@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -171,7 +173,8 @@ func (b *Bot) serveEvent(w http.ResponseWriter, r *http.Request) {
 
 // runSocket connects over Socket Mode and serves until ctx ends.
 func (b *Bot) runSocket(ctx context.Context) error {
-	sm := socketmode.New(b.api, b.opts.SocketOptions...)
+	opts := append([]socketmode.Option{socketmode.OptionLog(slogOutput{b.log})}, b.opts.SocketOptions...)
+	sm := socketmode.New(b.api, opts...)
 	errc := make(chan error, 1)
 	go func() { errc <- sm.RunContext(ctx) }()
 	defer b.conn.Store(false)
@@ -239,6 +242,15 @@ func (b *Bot) socketEvent(sm *socketmode.Client, evt socketmode.Event) {
 			b.onEvent(ev)
 		}
 	}
+}
+
+// slogOutput sends slack-go's own log lines (debug output, which redacts
+// credentials) to the bot's logger instead of stderr.
+type slogOutput struct{ l *slog.Logger }
+
+func (o slogOutput) Output(_ int, s string) error {
+	o.l.Debug(strings.TrimSpace(s), "component", "slack-go")
+	return nil
 }
 
 // onEvent handles Events API callbacks (App Home opened).
