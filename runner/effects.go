@@ -362,10 +362,17 @@ func (r *Runner) schedule(runID string, e steps.Effect) {
 		after = 0
 	}
 	r.timers[runID] = time.AfterFunc(after, func() {
+		// Counted under mu: Close cancels, then takes mu, then waits, so
+		// a timer either sees the cancel or is counted before Close waits.
+		r.mu.Lock()
 		ctx := r.base
 		if ctx.Err() != nil {
+			r.mu.Unlock()
 			return
 		}
+		r.firing.Add(1)
+		r.mu.Unlock()
+		defer r.firing.Done()
 		ev := steps.Event{Kind: steps.EvTimer, Step: e.Step, Token: e.Token}
 		if _, err := r.Send(ctx, runID, ev); err != nil && !errors.Is(err, steps.ErrStale) {
 			r.log.Error("timer", "run_id", runID, "step", e.Step, "err", err)

@@ -64,6 +64,9 @@ type Runner struct {
 	timers map[string]*time.Timer // by run: the one live timer
 	base   context.Context
 	stop   context.CancelFunc
+	// firing counts timer events being sent: Close waits for them, so
+	// none commits to a store its owner closes next.
+	firing sync.WaitGroup
 }
 
 // New makes a Runner.
@@ -88,15 +91,18 @@ func New(opts Options) (*Runner, error) {
 	}, nil
 }
 
-// Close stops pending timers. Steps in flight finish on their own contexts.
+// Close stops pending timers and waits for a timer event already being
+// sent (its context is cancelled, so it ends soon). Steps started by
+// callers of Start and Send finish on their own contexts.
 func (r *Runner) Close() {
 	r.stop()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for id, t := range r.timers {
 		t.Stop()
 		delete(r.timers, id)
 	}
+	r.mu.Unlock()
+	r.firing.Wait()
 }
 
 func (r *Runner) runLock(id string) *sync.Mutex {
