@@ -134,6 +134,9 @@ func Banner(env *Env, bc BotConfig) string {
 	if env.HAProxy == nil {
 		fmt.Fprintf(&b, "  NOTE: haproxy is not installed, so traffic goes to one node directly and the bot's\n        traffic backend is manual: it tells you what to move and checks it (apt-get install haproxy for the full demo).\n")
 	}
+	if env.pg != nil {
+		fmt.Fprintf(&b, "  Postgres:         127.0.0.1:%d (throwaway; database kong, user postgres)\n", env.pg.Port)
+	}
 	fmt.Fprintf(&b, "  Bot admin:        %s   (kongbot runs list --admin %s)\n", bc.AdminAddr, bc.AdminAddr)
 	fmt.Fprintf(&b, "  Files:            %s (removed on exit)\n\n", env.Dir)
 	fmt.Fprintf(&b, "  In #%s type:\n", "kong-upgrades")

@@ -180,6 +180,7 @@ type world struct {
 
 	// retries counts Retry clicks (only the crash test expects any).
 	retries    int
+	retriesOf  map[string]int
 	allowRetry bool
 	clicks     []string
 }
@@ -209,7 +210,7 @@ func newWorld(t *testing.T, ctx context.Context, rate float64, bake time.Duratio
 		t.Fatal(err)
 	}
 	w := &world{t: t, ctx: ctx, env: env, bc: bc, client: admin.NewClient(bc.AdminAddr),
-		migLog: filepath.Join(env.Dir, "migrations.log"), killFile: filepath.Join(env.Dir, "kill-in-migration")}
+		retriesOf: map[string]int{}, migLog: filepath.Join(env.Dir, "migrations.log"), killFile: filepath.Join(env.Dir, "kill-in-migration")}
 	w.bot = startBot(t, bin, bc, "KONGBOT_DEMO_MIGRATION_LOG="+w.migLog, "KONGBOT_DEMO_KILL_PARENT="+w.killFile)
 	w.watchDB()
 	if err := w.bot.waitReady(ctx); err != nil {
@@ -326,8 +327,9 @@ func (w *world) click(user, runID, step, actionID string) bool {
 
 // drive plays the people until the run ends or ctx does: leads approve and
 // answer pauses, the on-call engineer marks manual steps done. onTick sees
-// every state read (the crash test kills the bot from there).
-func (w *world) drive(id string, onTick func(r steps.Run) bool) steps.Run {
+// every state read, ok false when the bot did not answer (the crash test
+// kills and restarts the bot from there).
+func (w *world) drive(id string, onTick func(r steps.Run, ok bool) bool) steps.Run {
 	w.t.Helper()
 	lastClick := map[string]time.Time{}
 	throttle := func(key string, every time.Duration) bool {
@@ -343,11 +345,11 @@ func (w *world) drive(id string, onTick func(r steps.Run) bool) steps.Run {
 			w.t.Fatalf("run %s did not finish: %s at %s (%v)", id, r.Status, r.Current, err)
 		}
 		r, _, ok := w.run(id)
-		if !ok {
-			time.Sleep(100 * time.Millisecond)
+		if onTick != nil && onTick(r, ok) {
 			continue
 		}
-		if onTick != nil && onTick(r) {
+		if !ok {
+			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		if r.Status.Terminal() {
@@ -380,7 +382,11 @@ func (w *world) drive(id string, onTick func(r steps.Run) bool) steps.Run {
 			if !w.allowRetry {
 				w.t.Fatalf("step %s failed: %s", r.Current, st.Error)
 			}
+			if w.retriesOf[r.Current] >= 3 {
+				w.t.Fatalf("step %s still fails after %d retries: %s", r.Current, w.retriesOf[r.Current], st.Error)
+			}
 			if throttle(key, 2*time.Second) && w.click(localslack.Lead1ID, id, r.Current, "step_retry") {
+				w.retriesOf[r.Current]++
 				w.retries++
 				w.t.Logf("retry %s after: %s", r.Current, st.Error)
 			}
@@ -443,4 +449,19 @@ func (w *world) watchDB() {
 			}
 		}
 	}()
+}
+
+// migrationsRunning lists `kongbot demo kongsim-migrations` processes of
+// this test's binary (a migration the killed bot left running).
+func migrationsRunning() []string {
+	if binPath == "" {
+		return nil
+	}
+	var out []string
+	for _, p := range processesMentioning(binPath) {
+		if strings.Contains(p, "kongsim-migrations") {
+			out = append(out, p)
+		}
+	}
+	return out
 }

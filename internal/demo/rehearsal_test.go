@@ -34,8 +34,8 @@ func TestRehearsal(t *testing.T) {
 	}
 
 	hop1Smoked := false
-	r := w.drive(id, func(r steps.Run) bool {
-		if !hop1Smoked && strings.HasPrefix(r.Current, "hop2.") {
+	r := w.drive(id, func(r steps.Run, ok bool) bool {
+		if ok && !hop1Smoked && strings.HasPrefix(r.Current, "hop2.") {
 			hop1Smoked = true
 			if err := w.env.Smoke(ctx, w.env.FrontURL); err != nil {
 				t.Errorf("after hop 1: %v", err)
