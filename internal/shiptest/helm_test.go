@@ -528,16 +528,100 @@ func checkConfig(t *testing.T, tc chartCase, cm *corev1.ConfigMap, env map[strin
 	if filepath.Dir(cfg.Store.Path) != storeMount {
 		t.Errorf("config store.path %s is not in the store volume at %s", cfg.Store.Path, storeMount)
 	}
-	if tc.mode == "http" {
-		_, p, err := net.SplitHostPort(cfg.Slack.Listen)
-		if err != nil || p != fmt.Sprint(httpPort) {
-			t.Errorf("config slack.listen %q does not listen on the container's http port %d", cfg.Slack.Listen, httpPort)
-		}
+	for _, p := range listenProblems(cfg, httpPort) {
+		t.Error(p)
 	}
 	for _, tell := range []string{"xoxb-", "xoxp-", "xapp-", "postgres://", "postgresql://"} {
 		if strings.Contains(raw, tell) {
 			t.Errorf("the ConfigMap holds what looks like a secret (%q); secrets come from the Secret", tell)
 		}
+	}
+}
+
+// listenProblems says where the config's listeners miss the container's
+// http port, which the probes, the Service (metrics) and, in HTTP mode, the
+// Ingress (Slack) reach: http.listen serves /healthz, /readyz and /metrics
+// (in HTTP mode slack.listen does when http.listen is empty), and in HTTP
+// mode Slack's requests are on that port only when slack.listen is the same
+// address as http.listen (the bot shares one listener only then).
+func listenProblems(cfg *config.Config, httpPort int32) []string {
+	var out []string
+	onPort := func(field, addr string) {
+		if _, p, err := net.SplitHostPort(addr); err != nil || p != fmt.Sprint(httpPort) {
+			out = append(out, fmt.Sprintf("config %s %q does not listen on the container's http port %d", field, addr, httpPort))
+		}
+	}
+	switch {
+	case cfg.HTTP.Listen != "":
+		onPort("http.listen", cfg.HTTP.Listen)
+	case cfg.Slack.Mode != "http":
+		out = append(out, fmt.Sprintf("config http.listen is empty: nothing serves /healthz, /readyz and /metrics on the container's http port %d", httpPort))
+	}
+	if cfg.Slack.Mode == "http" {
+		onPort("slack.listen", cfg.Slack.Listen)
+		if cfg.HTTP.Listen != "" && cfg.Slack.Listen != cfg.HTTP.Listen {
+			out = append(out, fmt.Sprintf("config slack.listen %q is not http.listen %q: the bot would open a second listener beside the container's http port", cfg.Slack.Listen, cfg.HTTP.Listen))
+		}
+	}
+	return out
+}
+
+func TestListenProblems(t *testing.T) {
+	tests := []struct {
+		name              string
+		mode, http, slack string
+		want              []string
+	}{
+		{"socket, on the port", "socket", ":8080", "", nil},
+		{"socket, on another port", "socket", ":9090", "", []string{`http.listen ":9090" does not listen on the container's http port 8080`}},
+		{"socket, no http listener", "socket", "", "", []string{"http.listen is empty"}},
+		{"http, one shared listener", "http", ":8080", ":8080", nil},
+		{"http, slack listener alone", "http", "", ":8080", nil},
+		{"http, probes on another port", "http", "127.0.0.1:9090", ":8080", []string{`http.listen "127.0.0.1:9090" does not listen`, "is not http.listen"}},
+		{"http, same port, other address", "http", "0.0.0.0:8080", ":8080", []string{`slack.listen ":8080" is not http.listen "0.0.0.0:8080"`}},
+		{"http, slack on another port", "http", "", ":3000", []string{`slack.listen ":3000" does not listen`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &config.Config{}
+			cfg.Slack.Mode, cfg.HTTP.Listen, cfg.Slack.Listen = tc.mode, tc.http, tc.slack
+			got := listenProblems(cfg, 8080)
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems %q, want %d like %q", got, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// TestChartHTTPListenOffPort: a chart rendered with http.listen away from
+// httpPort is caught (the probes would fail and /metrics go unscraped).
+func TestChartHTTPListenOffPort(t *testing.T) {
+	helm(t) // skips when helm cannot be built
+	out, err := helmTemplate(t, "--set", "config.http.listen=:9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := decodeManifests(t, out)
+	cfg, err := config.Parse([]byte(m.configMaps[0].Data[configKey]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var port int32
+	for _, p := range m.deployments[0].Spec.Template.Spec.Containers[0].Ports {
+		if p.Name == httpPortNm {
+			port = p.ContainerPort
+		}
+	}
+	if port == 0 || port == 9090 {
+		t.Fatalf("container http port %d, want the chart's default", port)
+	}
+	if ps := listenProblems(cfg, port); len(ps) != 1 || !strings.Contains(ps[0], `http.listen ":9090"`) {
+		t.Fatalf("problems %q, want http.listen :9090 named", ps)
 	}
 }
 
