@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -488,11 +489,23 @@ func (n *Node) writePlugin(ctx context.Context, p Plugin, update bool) error {
 				return &apiError{http.StatusNotFound, map[string]any{col: "does not exist with value '" + id + "'"}}
 			}
 		}
+		// "= $n" or "IS NULL" per column rather than IS NOT DISTINCT FROM,
+		// which no index serves: every plugin of that name would be read,
+		// and a gateway has thousands of key-auth plugins.
+		where := []string{"name = $1", "id <> $2"}
+		args := []any{p.Name, p.ID}
+		for _, c := range []struct{ col, id string }{{"api_id", p.APIID}, {"route_id", p.RouteID},
+			{"service_id", p.ServiceID}, {"consumer_id", p.ConsumerID}} {
+			if c.id == "" {
+				where = append(where, c.col+" IS NULL")
+				continue
+			}
+			args = append(args, c.id)
+			where = append(where, fmt.Sprintf("%s = $%d::uuid", c.col, len(args)))
+		}
 		var dup bool
-		err := n.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM plugins WHERE name = $1 AND id <> $2
-			AND api_id IS NOT DISTINCT FROM $3::uuid AND route_id IS NOT DISTINCT FROM $4::uuid
-			AND service_id IS NOT DISTINCT FROM $5::uuid AND consumer_id IS NOT DISTINCT FROM $6::uuid)`,
-			p.Name, p.ID, nullID(p.APIID), nullID(p.RouteID), nullID(p.ServiceID), nullID(p.ConsumerID)).Scan(&dup)
+		err := n.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM plugins WHERE `+strings.Join(where, " AND ")+`)`,
+			args...).Scan(&dup)
 		if err != nil {
 			return err
 		}
