@@ -179,10 +179,12 @@ type world struct {
 	maxRoutes        int
 
 	// retries counts Retry clicks (only the crash test expects any).
-	retries    int
-	retriesOf  map[string]int
-	allowRetry bool
-	clicks     []string
+	retries   int
+	retriesOf map[string]int
+	// finishKills counts kills inside migrations-finish.
+	finishKills int
+	allowRetry  bool
+	clicks      []string
 }
 
 func newWorld(t *testing.T, ctx context.Context, rate float64, bake time.Duration) *world {
