@@ -113,8 +113,15 @@ func (b *Bot) click(ctx context.Context, ic blockAction) {
 	case strings.HasPrefix(a.ActionID, actAnswer):
 		ev = steps.Event{Kind: steps.EvAnswer, Step: val.Step, Key: val.Pause, Answer: steps.Choice(val.Arg)}
 		r, what = roleApprover, "answer for this step"
-		if ev.Answer == steps.ChoiceDone {
+		switch ev.Answer {
+		case steps.ChoiceDone:
 			r = roleOperator
+		case steps.ChoiceOverrideWindow:
+			what = "override the change window"
+		case steps.ChoiceRerequest:
+			// The engine lets the requester ask again too; the verdict
+			// only tells it whether this user is an approver.
+			what = "re-request this approval"
 		}
 	case strings.HasPrefix(a.ActionID, actRollback):
 		ev, r, what = steps.Event{Kind: steps.EvRollback, Choice: steps.RollbackAction(val.Arg)}, roleApprover, "choose a rollback"
@@ -167,7 +174,15 @@ func (b *Bot) click(ctx context.Context, ic blockAction) {
 		if st, ok := run.Step(val.Step); ok && st.Check != nil && st.Check.Pause != nil {
 			question = st.Check.Pause.Message
 		}
-		b.note(ctx, run.ID, fmt.Sprintf(":white_check_mark: %s answered *%s* to “%s” (%s)", mention(user), label, esc(question), def.Title))
+		switch ev.Answer {
+		case steps.ChoiceOverrideWindow:
+			b.note(ctx, run.ID, fmt.Sprintf(":warning: %s overrode the change window: *%s* starts now, outside its window (“%s”). Recorded in the journal and the audit log.",
+				mention(user), def.Title, esc(question)))
+		case steps.ChoiceRerequest:
+			b.note(ctx, run.ID, fmt.Sprintf(":repeat: %s re-requested the approval of *%s*", mention(user), def.Title))
+		default:
+			b.note(ctx, run.ID, fmt.Sprintf(":white_check_mark: %s answered *%s* to “%s” (%s)", mention(user), label, esc(question), def.Title))
+		}
 	}
 	if ev.Kind == steps.EvMarkDone {
 		// Say what the verification it started found.
@@ -219,6 +234,15 @@ func (b *Bot) refusal(ctx context.Context, runID string, ev steps.Event, err err
 	if title == "" {
 		title = ev.Step
 	}
+	if ev.Kind == steps.EvAnswer && ev.Answer == steps.ChoiceOverrideWindow {
+		if msg, ok := b.overrideRefusal(ctx, run, title, err, v); ok {
+			return msg
+		}
+	}
+	if ev.Kind == steps.EvAnswer && ev.Answer == steps.ChoiceRerequest && errors.Is(err, steps.ErrNotEligible) {
+		return fmt.Sprintf(":no_entry: Only %s or the person who started run *%s* can re-request the approval of *%s*.",
+			b.auth.describe(ctx, b.auth.approvers, false), run.ID, title)
+	}
 	switch {
 	case errors.Is(err, steps.ErrNotEligible):
 		return ":no_entry: " + v.denial
@@ -237,6 +261,28 @@ func (b *Bot) refusal(ctx context.Context, runID string, ev steps.Event, err err
 		return ":information_source: " + b.staleText(run, plan, ev)
 	}
 	return ":warning: I could not record that: " + esc(err.Error())
+}
+
+// overrideRefusal says why a change window override was refused: it needs
+// an approver who is neither the requester nor one of the step's approvers,
+// so that a second person agrees to work outside the window.
+func (b *Bot) overrideRefusal(ctx context.Context, run steps.Run, title string, err error, v verdict) (string, bool) {
+	group := b.auth.describe(ctx, b.auth.approvers, false)
+	extra := fmt.Sprintf("an extra approver from %s: someone who neither started the run nor approved the step", group)
+	switch {
+	case errors.Is(err, steps.ErrNotEligible):
+		why := "you are not in " + group
+		if !strings.HasPrefix(v.denial, "only ") {
+			// Deactivated, guest, or Slack could not be asked: say that.
+			why = v.denial
+		}
+		return fmt.Sprintf(":no_entry: Overriding the change window for *%s* needs %s; %s. Nothing changed; the step still waits for its window.", title, extra, why), true
+	case errors.Is(err, steps.ErrSelfApproval):
+		return fmt.Sprintf(":no_entry: You started run *%s*, so you cannot override the change window for *%s*: that needs %s. Nothing changed.", run.ID, title, extra), true
+	case errors.Is(err, steps.ErrDuplicate):
+		return fmt.Sprintf(":no_entry: You approved *%s* already, so you cannot also override its change window: that needs %s. Nothing changed.", title, extra), true
+	}
+	return "", false
 }
 
 // staleText says what happened instead, for a click on an old message.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -289,7 +290,8 @@ func (v *view) button(action, label, step string, style slack.Style, arg, pause 
 }
 
 func confirm(b *slack.ButtonBlockElement, title, text, ok string, danger bool) *slack.ButtonBlockElement {
-	c := slack.NewConfirmationBlockObject(plain(title), md(text), plain(ok), plain("Cancel"))
+	// Slack refuses a confirm text over 300 characters (invalid_blocks).
+	c := slack.NewConfirmationBlockObject(plain(title), md(clip(text, 300)), plain(ok), plain("Cancel"))
 	if danger {
 		c = c.WithStyle(slack.StyleDanger)
 	}
@@ -357,10 +359,49 @@ func (v *view) approval(id string) rendered {
 	case len(v.approvalsOf(id)) >= rule.Approvers:
 		blocks = append(blocks, slack.NewContextBlock("decision", md(":white_check_mark: Approved by "+approvalList(v.approvalsOf(id)))))
 		text = fmt.Sprintf("%s: %s approved", r.ID, def.Title)
+	case r.Current == id && st != nil && pausedOn(st, steps.PauseExpired) && !r.Status.Terminal():
+		// The engine took the buttons away; the step's message offers to
+		// ask again.
+		s := v.expiredText(st)
+		blocks = append(blocks, slack.NewContextBlock("decision", md(":hourglass: "+s)))
+		text = fmt.Sprintf("%s: the approval request for %s expired", r.ID, def.Title)
 	default:
 		blocks = append(blocks, slack.NewContextBlock("decision", md(fmt.Sprintf(":no_entry_sign: No longer waiting: the run is %s", r.Status))))
 	}
 	return rendered{text: text, blocks: blocks}
+}
+
+func pausedOn(st *steps.StepState, kind steps.PauseKind) bool {
+	return st.Status == steps.StepPaused && st.Check != nil && st.Check.Pause != nil && st.Check.Pause.Kind == kind
+}
+
+// expiredText says when st's approval request expired. The engine's pause
+// message has the same facts in prose; the bot recomputes the instant so
+// Slack can show it in each reader's zone.
+func (v *view) expiredText(st *steps.StepState) string {
+	if exp := v.rules.ExpireAfter; exp > 0 && !st.AskedAt.IsZero() {
+		return fmt.Sprintf("Approval request expired at %s (after %s); nothing was changed. Re-request to ask again.",
+			stamp(st.AskedAt.Add(exp)), humanDuration(exp))
+	}
+	return fmt.Sprintf("Approval request expired at %s; nothing was changed. Re-request to ask again.", stamp(v.run.UpdatedAt))
+}
+
+// humanDuration writes 2h, 90m as 1h30m, 45s: what people type, not
+// time.Duration's 2h0m0s.
+func humanDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	h, m, s := int(d/time.Hour), int(d%time.Hour/time.Minute), int(d%time.Minute/time.Second)
+	var b strings.Builder
+	if h > 0 {
+		fmt.Fprintf(&b, "%dh", h)
+	}
+	if m > 0 {
+		fmt.Fprintf(&b, "%dm", m)
+	}
+	if s > 0 || b.Len() == 0 {
+		fmt.Fprintf(&b, "%ds", s)
+	}
+	return b.String()
 }
 
 // step is step id's own message: what it does, its state, its buttons.
@@ -451,16 +492,18 @@ func (v *view) step(id string) rendered {
 		}
 	case steps.StepPaused:
 		if c := st.Check; c != nil && c.Pause != nil {
-			blocks = append(blocks, slack.NewSectionBlock(md(":pause_button: *"+esc(c.Pause.Message)+"*"), nil, nil))
+			head := ":pause_button: *" + esc(c.Pause.Message) + "*"
+			switch c.Pause.Kind {
+			case steps.PauseExpired:
+				head = ":hourglass: *" + v.expiredText(st) + "*"
+			case steps.PauseWindow:
+				head = ":calendar: *" + esc(c.Pause.Message) + "*"
+			}
+			blocks = append(blocks, slack.NewSectionBlock(md(head), nil, nil))
 			if current && r.Status == steps.RunPaused {
 				var btns []slack.BlockElement
 				for _, ch := range c.Pause.Choices {
-					label, style := choiceLabel(ch)
-					btn := v.button(actAnswer+string(ch), label, id, style, string(ch), c.Pause.Key)
-					if ch == steps.ChoiceAbort || ch == steps.ChoiceRollBack {
-						btn = confirm(btn, label+"?", esc(c.Pause.Message), label, true)
-					}
-					btns = append(btns, btn)
+					btns = append(btns, v.pauseButton(id, def, c.Pause, ch))
 				}
 				blocks = append(blocks, slack.NewActionBlock("pause", btns...))
 			}
@@ -475,9 +518,13 @@ func (v *view) step(id string) rendered {
 	if st.Status == steps.StepPaused || st.Status == steps.StepSucceeded {
 		if c := st.Check; c != nil && c.Pause != nil {
 			if by := r.Journal[c.Pause.Key+".by"]; by != "" {
-				blocks = append(blocks, slack.NewContextBlock("answer", md(fmt.Sprintf("Answered *%s* by %s", r.Journal[c.Pause.Key], mention(by)))))
+				label, _ := choiceLabel(steps.Choice(r.Journal[c.Pause.Key]))
+				blocks = append(blocks, slack.NewContextBlock("answer", md(fmt.Sprintf("Answered *%s* by %s", label, mention(by)))))
 			}
 		}
+	}
+	if by, when, ok := v.windowOverride(id); ok && st.Status != steps.StepPending && st.Status != steps.StepPaused {
+		blocks = append(blocks, slack.NewContextBlock("window", md(fmt.Sprintf(":warning: Started outside its change window: overridden by %s at %s", mention(by), when))))
 	}
 	if !current && (r.Status.Terminal() || r.Status == steps.RunAborting) &&
 		(st.Status == steps.StepFailed || st.Status == steps.StepAborted || st.Status == steps.StepPaused) {
@@ -486,8 +533,53 @@ func (v *view) step(id string) rendered {
 	return rendered{text: text, blocks: blocks}
 }
 
+// pauseButton is one answer to a pause. Answers that stop the run or act
+// against a rule ask for confirmation first.
+func (v *view) pauseButton(id string, def steps.Step, p *steps.Pause, ch steps.Choice) slack.BlockElement {
+	label, style := choiceLabel(ch)
+	btn := v.button(actAnswer+string(ch), label, id, style, string(ch), p.Key)
+	switch {
+	case ch == steps.ChoiceOverrideWindow:
+		return confirm(btn, "Override the change window?",
+			fmt.Sprintf("*%s* starts now, outside its change window. Overriding needs an extra approver: neither the requester nor one who approved the step. Your name goes into the run's journal and audit log.",
+				def.Title), "Override", true)
+	case ch == steps.ChoiceAbort && (p.Kind == steps.PauseWindow || p.Kind == steps.PauseExpired):
+		return confirm(btn, "Abort the run?",
+			fmt.Sprintf("The run stops before *%s* starts; you will be offered the rollback that fits its stage.", def.Title), label, true)
+	case ch == steps.ChoiceAbort || ch == steps.ChoiceRollBack:
+		return confirm(btn, label+"?", esc(p.Message), label, true)
+	}
+	return btn
+}
+
+// windowOverride finds who started step id outside its change window, from
+// the journal note the engine keeps for the override.
+func (v *view) windowOverride(id string) (by, when string, ok bool) {
+	prefix := "window/" + id + "/"
+	var last string
+	lastSeq := -1
+	for k, val := range v.run.Journal {
+		seq, err := strconv.Atoi(strings.TrimPrefix(k, prefix))
+		if strings.HasPrefix(k, prefix) && err == nil && val == string(steps.ChoiceOverrideWindow) && seq > lastSeq {
+			last, lastSeq = k, seq
+		}
+	}
+	if last == "" {
+		return "", "", false
+	}
+	when = "(unknown time)"
+	if t, err := time.Parse(time.RFC3339, v.run.Journal[last+".at"]); err == nil {
+		when = stamp(t)
+	}
+	return v.run.Journal[last+".by"], when, true
+}
+
 func choiceLabel(c steps.Choice) (string, slack.Style) {
 	switch c {
+	case steps.ChoiceOverrideWindow:
+		return "Override the window", slack.StyleDanger
+	case steps.ChoiceRerequest:
+		return "Re-request approval", slack.StylePrimary
 	case steps.ChoiceApprove:
 		return "Go on", slack.StylePrimary
 	case steps.ChoiceDone:
@@ -497,7 +589,7 @@ func choiceLabel(c steps.Choice) (string, slack.Style) {
 	case steps.ChoiceRollBack:
 		return "Roll back", slack.StyleDanger
 	case steps.ChoiceAbort:
-		return "Abort run", slack.StyleDanger
+		return "Abort", slack.StyleDanger
 	}
 	return string(c), ""
 }
