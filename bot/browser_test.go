@@ -4,10 +4,13 @@ import (
 	"flag"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kongbot/kongbot/bot"
+	"github.com/kongbot/kongbot/config"
 	"github.com/kongbot/kongbot/localslack"
 	"github.com/kongbot/kongbot/localslack/browser"
+	"github.com/kongbot/kongbot/schedule"
 	"github.com/kongbot/kongbot/steps"
 )
 
@@ -59,4 +62,68 @@ func TestBrowserApproval(t *testing.T) {
 	if m := h.current(appr.TS); !strings.Contains(msgText(m), "Approved by <@"+localslack.Lead1ID+">") {
 		t.Errorf("approval message: %s", msgText(m))
 	}
+}
+
+// TestBrowserReminderAndWindowOverride renders the scheduler's work in
+// localslack's page: the reminder's group mention shows as @kong-leads,
+// highlighted for a lead; the step waiting for its change window shows when
+// the window opens, and a second lead overrides it through the danger
+// confirmation dialog.
+func TestBrowserReminderAndWindowOverride(t *testing.T) {
+	if browser.Chromium() == "" {
+		t.Skip("no chromium binary on PATH (scripts/test.sh installs Debian's chromium package)")
+	}
+	t0 := time.Date(2026, 12, 5, 4, 10, 0, 0, time.UTC) // after Saturday's window
+	clock := schedule.NewFakeClock(t0)
+	w, err := schedule.NewWindows([]config.ChangeWindow{{Name: "saturday-night", Start: "0 2 * * 6", Duration: 2 * time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := testRules
+	rules.RemindAfter, rules.Windows = 30*time.Minute, w
+	h := newHarness(t, bot.ModeSocket, newWorld013(), withClock(clock, rules))
+	sc := newScheduler(h, clock, rules)
+	p := browser.Open(t, h.ls.URL())
+
+	id, parent, appr := h.toApproval(localslack.OnCallID)
+	sc.at(t0.Add(31 * time.Minute))
+	rem := h.threadMsg(parent, ":bell: Reminder", leadsMention)
+
+	p.ActAs(localslack.Lead2ID)
+	h.quiet(id)
+	p.OpenThread(parent)
+	p.WaitMessageText(rem.TS, "Reminder")
+	p.WaitJS("the reminder mentions @kong-leads, highlighted for a lead",
+		`[...document.querySelectorAll('[data-testid="thread-panel"] [data-ts="`+rem.TS+`"] .mention.me')].some(e => e.textContent === "@kong-leads")`)
+
+	h.click(localslack.Lead1ID, appr, "step_approve")
+	h.waitRun(id, "waiting for the window", at(steps.RunPaused, termOn))
+	win := h.threadMsg(parent, "waiting for the window saturday-night", "pause_override-window")
+	p.WaitMessageText(win.TS, "opens Sat 12 Dec 02:00 UTC")
+	h.quiet(id)
+	p.Screenshot("bot-window-wait.png")
+	p.ClickButton(win.TS, "pause_override-window")
+	if title := p.ConfirmTitle(); title != "Override the change window?" {
+		t.Errorf("confirm dialog title %q", title)
+	}
+	p.Confirm()
+	p.WaitMessageText(win.TS, "Started outside its change window")
+	h.waitRun(id, "outage group ran", at(steps.RunWaitingManual, "hop1.start-new-cluster"))
+	p.Screenshot("bot-window-overridden.png")
+}
+
+// quiet waits until the run's messages are delivered and localslack has
+// not changed for a while (the summary is edited at most once a second):
+// the page re-renders on each change, and chromedp can lose a node it just
+// found to a re-render before clicking it.
+func (h *harness) quiet(id string) {
+	h.t.Helper()
+	h.delivered(id)
+	last, since := h.ls.Version(), time.Now()
+	h.eventually("localslack quiet", func() bool {
+		if v := h.ls.Version(); v != last {
+			last, since = v, time.Now()
+		}
+		return time.Since(since) > 1500*time.Millisecond
+	})
 }
