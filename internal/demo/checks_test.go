@@ -132,6 +132,21 @@ func checkRun(t *testing.T, w *world, id string, r steps.Run, began time.Time) f
 		t.Errorf("cutover lost requests: hop 1 %d (besides the planned 503s), hop 2 %d", f.Hop1Non503, f.Hop2Failed)
 	}
 
+	// The bot delivers its messages after the run's transitions, in order
+	// per run; the end of the run, broadcast to the channel, is the last.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := w.env.Slack.WaitFor(wctx, func() bool {
+		for _, m := range w.env.Slack.Channel(localslack.ChannelID) {
+			if m.Broadcast && strings.Contains(m.BlockText(), "succeeded") {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		t.Errorf("the run's end is not broadcast to the channel: %v", err)
+	}
+
 	// The okta-auth compatibility check: the 1.0.3 nodes without okta-auth
 	// were refused and the bot's check of them failed; with it, it passed.
 	var refused, checkFailed bool
@@ -243,15 +258,6 @@ func checkRun(t *testing.T, w *world, id string, r steps.Run, began time.Time) f
 	}
 	if n := len(r.Approvals); n < 5 {
 		t.Errorf("%d approvals recorded, want the outage group, custom plugins, conversion, deletion, migrations, cutover, finish", n)
-	}
-	var ended bool
-	for _, m := range w.env.Slack.Channel(localslack.ChannelID) {
-		if m.Broadcast && strings.Contains(m.BlockText(), "succeeded") {
-			ended = true
-		}
-	}
-	if !ended {
-		t.Errorf("the run's end is not broadcast to the channel")
 	}
 	t.Logf("%d decisions by people in the audit log, %d thread messages", decisions, len(thread))
 	return f
