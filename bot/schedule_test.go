@@ -238,3 +238,49 @@ func TestChangeWindowWaitAndOverride(t *testing.T) {
 		h.delivered(id)
 	})
 }
+
+// TestWindowOpensAfterRefusedOverrides: a lead starts the run and the
+// other lead approves after the window; neither may override (the
+// requester, the approver), so the step waits until the scheduler, at the
+// window's opening, starts it. Its buttons go and no override is noted.
+func TestWindowOpensAfterRefusedOverrides(t *testing.T) {
+	eachMode(t, func(t *testing.T, mode string) {
+		t0 := time.Date(2026, 12, 5, 4, 10, 0, 0, time.UTC)
+		opens := time.Date(2026, 12, 12, 2, 0, 0, 0, time.UTC)
+		clock := schedule.NewFakeClock(t0)
+		w, err := schedule.NewWindows([]config.ChangeWindow{{Name: "saturday-night", Start: "0 2 * * 6", Duration: 2 * time.Hour}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules := testRules
+		rules.Windows = w
+		h := newHarness(t, mode, newWorld013(), withClock(clock, rules))
+		sc := newScheduler(h, clock, rules)
+
+		id, parent, appr := h.toApproval(localslack.Lead1ID)
+		h.click(localslack.Lead2ID, appr, "step_approve")
+		h.waitRun(id, "waiting for the window", at(steps.RunPaused, termOn))
+		win := h.threadMsg(parent, "waiting for the window saturday-night that opens Sat 12 Dec 02:00 UTC", "pause_override-window")
+
+		h.click(localslack.Lead1ID, win, "pause_override-window")
+		h.ephemeral(localslack.Lead1ID, "You started run *"+id+"*, so you cannot override the change window for *"+termOnTitle+"*: that needs an extra approver from @kong-leads")
+		h.click(localslack.Lead2ID, win, "pause_override-window")
+		h.ephemeral(localslack.Lead2ID, "You approved *"+termOnTitle+"* already")
+		h.eventually("refusals audited", func() bool { return h.audits(id, "refused-answer") == 2 })
+
+		sc.at(opens.Add(-time.Second))
+		if r := h.runState(id); r.Status != steps.RunPaused || h.executed(id, termOn) {
+			t.Fatalf("a second before the window: run %s", r.Status)
+		}
+		sc.at(opens.Add(30 * time.Second))
+		h.waitRun(id, "outage group ran in the window", at(steps.RunWaitingManual, "hop1.start-new-cluster"))
+		h.eventually("window wait over", func() bool {
+			m := h.current(win.TS)
+			return !hasButtons(m) && strings.Contains(msgText(m), "Done") && !strings.Contains(msgText(m), "waiting for the window")
+		})
+		if txt := msgText(h.current(win.TS)); strings.Contains(txt, "overridden") {
+			t.Errorf("a step started in its window says it was overridden: %s", txt)
+		}
+		h.delivered(id)
+	})
+}
