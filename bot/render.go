@@ -235,6 +235,16 @@ func (v *view) statusLine() string {
 	if def, ok := v.plan.Step(r.Current); ok {
 		s += " at *" + def.Title + "*"
 	}
+	if st, ok := r.Step(r.Current); ok && r.Status == steps.RunPaused {
+		// The engine's own pauses say what they wait for; a step's pause
+		// asks a question its message shows.
+		switch {
+		case pausedOn(st, steps.PauseWindow):
+			s += ": waiting for its change window"
+		case pausedOn(st, steps.PauseExpired):
+			s += ": the approval request expired; re-request it in the thread"
+		}
+	}
 	if r.AbortRequested {
 		s += fmt.Sprintf(" (abort asked by %s)", mention(r.AbortedBy))
 	}

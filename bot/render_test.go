@@ -154,6 +154,8 @@ func TestRenderGolden(t *testing.T) {
 		{"approval-rerequested", ov(own["window"], "approval/"+term).approval(term)},
 		{"step-window", ov(own["window"], "step/"+term).step(term)},
 		{"step-window-overridden", ov(own["overridden"], "step/"+term).step(term)},
+		{"summary-window", ov(own["window"], "summary").summary()},
+		{"reminder", ov(own["window"], "").notice(steps.Effect{Kind: steps.EffPost, Message: steps.MsgReminder, Step: term})},
 	}...)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
