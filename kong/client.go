@@ -143,9 +143,22 @@ func newAdmin(baseURL string, hc *http.Client, tokenHeader, token string, timeou
 			resp.Body.Close()
 			return nil, &AdminError{Method: req.Method, Path: req.URL.Path, Status: resp.StatusCode, Body: string(bytes.TrimSpace(body))}
 		}
+		resp.Body = drainOnClose{resp.Body}
 		return resp, nil
 	})
 	return &admin{kc: kc, base: base, timeout: timeout}, nil
+}
+
+// drainOnClose reads what is left of a body before closing it. go-kong
+// closes unread bodies (a call with no result, a decoder stopping before
+// EOF), and net/http drops a connection whose body was not read to the end:
+// without this every such call would open a new connection (a new TLS
+// handshake on a real gateway).
+type drainOnClose struct{ io.ReadCloser }
+
+func (d drainOnClose) Close() error {
+	_, _ = io.Copy(io.Discard, io.LimitReader(d.ReadCloser, 1<<20))
+	return d.ReadCloser.Close()
 }
 
 // AdminError is a non-2xx Admin API answer with its whole body.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,14 +29,20 @@ func BenchmarkConvert(b *testing.B) {
 		apis, concurrency int
 		delay             time.Duration
 	}{{10000, 16, 0}, {1000, 1, 0}, {2000, 16, 5 * time.Millisecond}, {300, 1, 5 * time.Millisecond}}
-	// KONG_BENCH_APIS=n:c runs one other size, for profiling.
+	// KONG_BENCH_APIS=n:c[:delay] runs one other case, e.g. 10000:16:5ms.
 	if v := os.Getenv("KONG_BENCH_APIS"); v != "" {
+		parts := strings.Split(v, ":")
 		var n, k int
-		if _, err := fmt.Sscanf(v, "%d:%d", &n, &k); err != nil {
-			b.Fatalf("KONG_BENCH_APIS=%q: want n:concurrency", v)
+		var d time.Duration
+		_, err := fmt.Sscanf(strings.Join(parts[:min(2, len(parts))], ":"), "%d:%d", &n, &k)
+		if err == nil && len(parts) == 3 {
+			d, err = time.ParseDuration(parts[2])
+		}
+		if err != nil || len(parts) > 3 {
+			b.Fatalf("KONG_BENCH_APIS=%q: want n:concurrency[:delay]", v)
 		}
 		cases = cases[:1]
-		cases[0].apis, cases[0].concurrency = n, k
+		cases[0].apis, cases[0].concurrency, cases[0].delay = n, k, d
 	}
 	for _, bc := range cases {
 		b.Run(fmt.Sprintf("apis=%d/concurrency=%d/delay=%s", bc.apis, bc.concurrency, bc.delay), func(b *testing.B) {
