@@ -96,6 +96,16 @@ func waitJS(expr string, timeout time.Duration) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(timeout))
 }
 
+// clickJS waits for a visible, enabled element matching the CSS selector and
+// clicks it in the same JavaScript turn. The page redraws messages in place
+// on every change; finding a node and clicking it in two protocol calls
+// could click a node the redraw had just replaced, and the click was lost.
+func clickJS(sel string, timeout time.Duration) chromedp.Action[chromedp.Void] {
+	return waitJS(`(() => { const el = document.querySelector(`+js(sel)+`);
+		if (!el || el.disabled || el.offsetParent === null) return false;
+		el.click(); return true; })()`, timeout)
+}
+
 func (p *Page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, p.Timeout+5*time.Second)
@@ -149,8 +159,7 @@ func (p *Page) OpenThread(parentTS string) {
 	p.t.Helper()
 	sel := fmt.Sprintf(`[data-testid="thread-link"][data-thread-ts="%s"]`, parentTS)
 	p.do("opening thread "+parentTS,
-		chromedp.WaitVisible(chromedp.CSS(sel)),
-		chromedp.Click(chromedp.CSS(sel)),
+		clickJS(sel, p.Timeout),
 		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`[data-testid="thread-panel"][data-thread-ts="%s"]`, parentTS))))
 }
 
@@ -166,7 +175,7 @@ func buttonSel(ts, actionID string) string {
 func (p *Page) ClickButton(ts, actionID string) {
 	p.t.Helper()
 	sel := buttonSel(ts, actionID)
-	p.do("clicking "+actionID+" on "+ts, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+	p.do("clicking "+actionID+" on "+ts, clickJS(sel, p.Timeout))
 }
 
 // ConfirmTitle waits for the confirm dialog and returns its title.
@@ -185,14 +194,14 @@ func (p *Page) ConfirmTitle() string {
 // Confirm presses the confirm dialog's confirm button.
 func (p *Page) Confirm() {
 	p.t.Helper()
-	p.do("confirming", chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-ok"]`)), chromedp.Click(chromedp.CSS(`[data-testid="confirm-ok"]`)),
+	p.do("confirming", clickJS(`[data-testid="confirm-ok"]`, p.Timeout),
 		chromedp.WaitNotVisible(chromedp.CSS(`[data-testid="confirm-dialog"]`)))
 }
 
 // Deny presses the confirm dialog's cancel button.
 func (p *Page) Deny() {
 	p.t.Helper()
-	p.do("denying", chromedp.WaitVisible(chromedp.CSS(`[data-testid="confirm-deny"]`)), chromedp.Click(chromedp.CSS(`[data-testid="confirm-deny"]`)),
+	p.do("denying", clickJS(`[data-testid="confirm-deny"]`, p.Timeout),
 		chromedp.WaitNotVisible(chromedp.CSS(`[data-testid="confirm-dialog"]`)))
 }
 
@@ -251,7 +260,7 @@ func (p *Page) Screenshot(name string, also ...string) string {
 func (p *Page) ClickButtonIn(scope, actionID string) {
 	p.t.Helper()
 	sel := fmt.Sprintf(`%s [data-action-id="%s"]`, scope, actionID)
-	p.do("clicking "+actionID+" in "+scope, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+	p.do("clicking "+actionID+" in "+scope, clickJS(sel, p.Timeout))
 }
 
 // ModalTitle waits for a modal view and returns its title.
