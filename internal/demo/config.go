@@ -126,7 +126,7 @@ func (e *Env) WriteConfig(dir string, o BotOptions) (BotConfig, error) {
 			Servers: e.HAProxyServers(), Timeout: 5 * time.Second}
 	} else {
 		g.Traffic.Backend = "manual"
-		g.Traffic.Front.Where = "your load balancer (the demo has none: HAProxy is not installed)"
+		g.Traffic.Front.Where = "the demo's front proxy"
 	}
 	cfg := &config.Config{
 		Store:     config.StoreConfig{Path: filepath.Join(dir, "kongbot.db"), OpenTimeout: 5 * time.Second},

@@ -62,7 +62,7 @@ func TestCrashInjection(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	w := newWorld(t, ctx, 40, 2*time.Second)
+	w := newWorld(t, ctx, 40, 2*time.Second, false)
 	w.allowRetry = true
 	began := time.Now()
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -132,7 +131,7 @@ func Banner(env *Env, bc BotConfig) string {
 	fmt.Fprintf(&b, "\n  Slack-like page:  %s   (act as olivia, the on-call engineer; liam and lena are the leads)\n", env.Slack.URL())
 	fmt.Fprintf(&b, "  Gateway:          %s → API %s (okta-auth) on two 0.13.1 kongsim nodes\n", env.FrontURL, APIPath)
 	if env.HAProxy == nil {
-		fmt.Fprintf(&b, "  NOTE: haproxy is not installed, so traffic goes to one node directly and the bot's\n        traffic backend is manual: it tells you what to move and checks it (apt-get install haproxy for the full demo).\n")
+		fmt.Fprintf(&b, "  NOTE: haproxy is not installed, so the demo's own front proxy splits the traffic and the bot's\n        traffic backend is manual: it says what to move, the demo moves it, you press Mark done and the bot\n        checks the split through the front (apt-get install haproxy for the runtime-API backend).\n")
 	}
 	if env.pg != nil {
 		fmt.Fprintf(&b, "  Postgres:         127.0.0.1:%d (throwaway; database kong, user postgres)\n", env.pg.Port)
@@ -160,19 +159,14 @@ func StatusLine(ctx context.Context, env *Env, run *steps.Run) string {
 		parts = append(parts, fmt.Sprintf("%s:%d", v, up))
 	}
 	line := "nodes " + strings.Join(parts, " ")
-	if st, err := env.Weights(ctx); err == nil && st != nil {
+	if split := env.Split(ctx); len(split) > 0 {
 		var ws []string
 		for _, v := range Versions {
-			sum := 0
-			for _, n := range env.Nodes(v) {
-				sum += st[n.Name].Weight
-			}
-			if sum > 0 {
-				ws = append(ws, fmt.Sprintf("%s=%d", v, sum))
+			if split[v] > 0 {
+				ws = append(ws, fmt.Sprintf("%s %d%%", v, split[v]))
 			}
 		}
-		sort.Strings(ws)
-		line += " | weights " + strings.Join(ws, " ")
+		line += " | traffic split " + strings.Join(ws, " / ")
 	}
 	s := env.Load.LastSecond()
 	line += fmt.Sprintf(" | traffic ok %d fail %d/s (%s)", s.OK(), s.Failed(), s)

@@ -54,8 +54,9 @@ type EnvOptions struct {
 	// a throwaway Postgres server (initdb and pg_ctl from this machine).
 	PGDSN string
 	// HAProxy is the haproxy binary; "" looks it up on PATH. When none is
-	// found (or NoHAProxy), traffic goes to the first 0.13.1 node directly
-	// and the bot's traffic backend is manual.
+	// found (or NoHAProxy), traffic goes through a small front proxy of
+	// the demo's own and the bot's traffic backend is manual (the demo
+	// follows its instructions, as a person would).
 	HAProxy   string
 	NoHAProxy bool
 	// Rate is the steady traffic in requests per second; 0 means 5, negative
@@ -101,10 +102,12 @@ type Env struct {
 	Slack   *localslack.Server
 	HAProxy *haproxyproc.Process
 	hap     *traffic.HAProxy
+	// front splits traffic when HAProxy is not available.
+	front *front
 	// Token is a long-lived okta token the traffic and the smoke probes send.
 	Token string
 	// FrontURL is where clients reach the gateway: HAProxy's frontend, or
-	// the first 0.13.1 proxy when HAProxy is not available.
+	// the demo's own front proxy when HAProxy is not available.
 	FrontURL string
 	Load     *Load
 
@@ -478,9 +481,13 @@ func (e *Env) startHAProxy(ctx context.Context) error {
 			}
 			return nil
 		}
-		e.log.Warn("haproxy not found on PATH: traffic goes to the first 0.13.1 node; the bot's traffic backend is manual")
+		e.log.Warn("haproxy not found on PATH: traffic goes through the demo's own front proxy; the bot's traffic backend is manual")
 	}
-	e.FrontURL = "http://" + e.Nodes(V013)[0].ProxyAddr
+	f, err := startFront(e)
+	if err != nil {
+		return err
+	}
+	e.front, e.FrontURL = f, f.url
 	return nil
 }
 
@@ -493,6 +500,35 @@ func (e *Env) Weights(ctx context.Context) (map[string]traffic.ServerStat, error
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return e.hap.Stats(ctx)
+}
+
+// Split is the share of traffic per version (percent), from HAProxy's
+// weights or the demo's front.
+func (e *Env) Split(ctx context.Context) map[string]int {
+	if e.front != nil {
+		return e.front.Weights()
+	}
+	st, err := e.Weights(ctx)
+	if err != nil || st == nil {
+		return nil
+	}
+	sums := map[string]int{}
+	total := 0
+	for _, v := range Versions {
+		for _, n := range e.Nodes(v) {
+			if s := st[n.Name]; !s.Drained {
+				sums[v] += s.Weight
+				total += s.Weight
+			}
+		}
+	}
+	out := map[string]int{}
+	for v, w := range sums {
+		if w > 0 {
+			out[v] = (100*w + total/2) / total
+		}
+	}
+	return out
 }
 
 // Close stops everything the environment started and removes its directory.
@@ -508,6 +544,9 @@ func (e *Env) Close() {
 		}
 		if e.HAProxy != nil {
 			_ = e.HAProxy.Close()
+		}
+		if e.front != nil {
+			_ = e.front.Close()
 		}
 		vs := append([]string(nil), Versions...)
 		sort.Sort(sort.Reverse(sort.StringSlice(vs)))

@@ -97,10 +97,23 @@ func (p *Provisioner) tick(ctx context.Context) error {
 	p.mu.Lock()
 	p.last = &run
 	p.mu.Unlock()
+	st := stepState(run, run.Current)
+	if run.Status == steps.RunPaused && st != nil && st.Check != nil && st.Check.Pause != nil &&
+		st.Check.Pause.Kind == steps.PauseManual && p.env.front != nil {
+		// The manual traffic backend asks a person to move the split.
+		pause := st.Check.Pause
+		p.once(ctx, run, "move/"+pause.Key, func() error {
+			if !p.env.front.FollowManual(pause.Message) {
+				return fmt.Errorf("not a traffic instruction: %q", pause.Message)
+			}
+			p.say(run, fmt.Sprintf(":wrench: done in the demo's front proxy: %s. Press *Mark done*.", splitText(p.env.front.Weights())))
+			return nil
+		})
+		return nil
+	}
 	if run.Status != steps.RunWaitingManual {
 		return nil
 	}
-	st := stepState(run, run.Current)
 	if st == nil {
 		return nil
 	}
@@ -238,4 +251,17 @@ func ButtonRun(b localslack.Button) (ButtonValue, bool) {
 		return v, false
 	}
 	return v, true
+}
+
+func splitText(w map[string]int) string {
+	var parts []string
+	for _, v := range Versions {
+		if w[v] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %% to %s", w[v], v))
+		}
+	}
+	if len(parts) == 0 {
+		return "no traffic"
+	}
+	return strings.Join(parts, ", ")
 }

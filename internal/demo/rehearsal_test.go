@@ -13,10 +13,24 @@ import (
 // TestRehearsal is the seed's demo path end to end, driven through
 // localslack as people would: check, start, lead approvals, both hops with
 // the demo's own node provisioning, under steady traffic, then the figures.
+//
+// It runs twice: with HAProxy moved through its runtime API, and with the
+// manual traffic backend (as when HAProxy is not installed), where the
+// demo's front proxy is moved by the provisioner following the bot's
+// instructions and a lead presses Mark done.
 func TestRehearsal(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		manual bool
+	}{{"haproxy", false}, {"manual", true}} {
+		t.Run(tc.name, func(t *testing.T) { rehearse(t, tc.manual) })
+	}
+}
+
+func rehearse(t *testing.T, manual bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	w := newWorld(t, ctx, 40, 2*time.Second)
+	w := newWorld(t, ctx, 40, 2*time.Second, manual)
 	began := time.Now()
 
 	if err := w.env.Smoke(ctx, w.env.FrontURL); err != nil {
