@@ -476,39 +476,42 @@ func (n *Node) writePlugin(ctx context.Context, p Plugin, update bool) error {
 		return fmt.Errorf("encoding plugin config: %w", err)
 	}
 	if !n.version.Is10() {
-		for col, id := range map[string]string{"api_id": p.APIID, "route_id": p.RouteID, "service_id": p.ServiceID, "consumer_id": p.ConsumerID} {
-			if id == "" {
-				continue
-			}
-			table := map[string]string{"api_id": "apis", "route_id": "routes", "service_id": "services", "consumer_id": "consumers"}[col]
-			var ok bool
-			if err := n.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+table+` WHERE id = $1)`, id).Scan(&ok); err != nil {
-				return err
-			}
-			if !ok {
-				return &apiError{http.StatusNotFound, map[string]any{col: "does not exist with value '" + id + "'"}}
-			}
-		}
-		// "= $n" or "IS NULL" per column rather than IS NOT DISTINCT FROM,
-		// which no index serves: every plugin of that name would be read,
-		// and a gateway has thousands of key-auth plugins.
+		// One round trip: whether each referenced entity exists, then
+		// whether the same plugin exists. "= $n" or "IS NULL" per column
+		// rather than IS NOT DISTINCT FROM, which no index serves: every
+		// plugin of that name would be read, and a gateway has thousands
+		// of key-auth plugins.
+		refs := []struct{ col, table, id string }{{"api_id", "apis", p.APIID}, {"route_id", "routes", p.RouteID},
+			{"service_id", "services", p.ServiceID}, {"consumer_id", "consumers", p.ConsumerID}}
 		where := []string{"name = $1", "id <> $2"}
 		args := []any{p.Name, p.ID}
-		for _, c := range []struct{ col, id string }{{"api_id", p.APIID}, {"route_id", p.RouteID},
-			{"service_id", p.ServiceID}, {"consumer_id", p.ConsumerID}} {
-			if c.id == "" {
-				where = append(where, c.col+" IS NULL")
+		var sel []string
+		var present []int
+		for i, r := range refs {
+			if r.id == "" {
+				where = append(where, r.col+" IS NULL")
 				continue
 			}
-			args = append(args, c.id)
-			where = append(where, fmt.Sprintf("%s = $%d::uuid", c.col, len(args)))
+			args = append(args, r.id)
+			where = append(where, fmt.Sprintf("%s = $%d::uuid", r.col, len(args)))
+			sel = append(sel, fmt.Sprintf("EXISTS (SELECT 1 FROM %s WHERE id = $%d::uuid)", r.table, len(args)))
+			present = append(present, i)
 		}
-		var dup bool
-		err := n.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM plugins WHERE `+strings.Join(where, " AND ")+`)`,
-			args...).Scan(&dup)
-		if err != nil {
+		sel = append(sel, `EXISTS (SELECT 1 FROM plugins WHERE `+strings.Join(where, " AND ")+`)`)
+		found := make([]bool, len(sel))
+		dest := make([]any, len(sel))
+		for i := range found {
+			dest[i] = &found[i]
+		}
+		if err := n.pool.QueryRow(ctx, `SELECT `+strings.Join(sel, ", "), args...).Scan(dest...); err != nil {
 			return err
 		}
+		for k, i := range present {
+			if !found[k] {
+				return &apiError{http.StatusNotFound, map[string]any{refs[i].col: "does not exist with value '" + refs[i].id + "'"}}
+			}
+		}
+		dup := found[len(found)-1]
 		if dup {
 			return &apiError{http.StatusConflict, map[string]any{"name": "already exists with value '" + p.Name + "'"}}
 		}
