@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -266,13 +267,30 @@ func (e *Env) allocateNodes() error {
 	return nil
 }
 
+// freeAddr reserves a loopback address for a listener that binds it later
+// (a node that starts when a run asks for it). The port is taken below the
+// kernel's ephemeral range, so that another program's listener on port 0
+// or outgoing connection cannot be handed it meanwhile.
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("demo: free port: %w", err)
+	lo, hi := 20000, 32000
+	if raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var a, b int
+		if n, _ := fmt.Sscan(string(raw), &a, &b); n == 2 && a > 2048 {
+			hi = a
+			lo = max(1024, min(lo, hi-4000))
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	for range 200 {
+		port := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr, nil
+	}
+	return "", errors.New("demo: no free port below the ephemeral range")
 }
 
 // Nodes returns the nodes of a generation.
