@@ -515,6 +515,9 @@ func (k *checker) traffic(p string, g *Gateway) {
 			k.add(p+".front.requests", "must be 1 to 10000, got %d", f.Requests)
 		}
 	}
+	if t.OutageBake < 0 || t.OutageBake > 10*time.Minute {
+		k.add(p+".outage_bake", "%s must be between 0 (the default, 5s) and 10m: it is outage time", t.OutageBake)
+	}
 	last := 0
 	for i, s := range t.Stages {
 		sp := fmt.Sprintf("%s.stages[%d]", p, i)

@@ -203,7 +203,13 @@ type Traffic struct {
 	Front *Front `yaml:"front"`
 	// Stages of hop 2's gradual shift, in order; the last is 100 %.
 	Stages []Stage `yaml:"stages"`
-	Gates  Gates   `yaml:"gates"`
+	// OutageBake is how long hop 1's switch (straight to 100 %, inside the
+	// request-termination outage) is watched for connection errors before
+	// termination comes off. Every answer is Kong's 503 then, so only
+	// connection and response errors can be judged; keep it short, it is
+	// outage time. Default 5s.
+	OutageBake time.Duration `yaml:"outage_bake"`
+	Gates      Gates         `yaml:"gates"`
 }
 
 // HAProxy drives weights through HAProxy's runtime API.
@@ -273,7 +279,9 @@ var (
 		"high":         {Count: 1, ExcludeRequester: true},
 		"irreversible": {Count: 2, ExcludeRequester: true},
 	}
-	DefaultStages = []Stage{
+	// DefaultOutageBake is hop 1's bake at 100 % inside the outage.
+	DefaultOutageBake = 5 * time.Second
+	DefaultStages     = []Stage{
 		{Percent: 5, Bake: 5 * time.Minute, Approval: true},
 		{Percent: 25, Bake: 10 * time.Minute},
 		{Percent: 50, Bake: 10 * time.Minute},
@@ -383,6 +391,9 @@ func (c *Config) applyDefaults() {
 		}
 		if len(tr.Stages) == 0 {
 			tr.Stages = append([]Stage(nil), DefaultStages...)
+		}
+		if tr.OutageBake == 0 {
+			tr.OutageBake = DefaultOutageBake
 		}
 		if tr.HAProxy != nil && tr.HAProxy.Timeout == 0 {
 			tr.HAProxy.Timeout = 5 * time.Second

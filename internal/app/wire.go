@@ -158,7 +158,11 @@ func trafficGateway(g *config.Gateway, path string) (*traffic.Gateway, error) {
 		tg.HopBackends[hop] = b
 		tg.Backend = b
 		if hop == "hop1" {
-			p := traffic.FastPlan(30 * time.Second)
+			bake := t.OutageBake
+			if bake <= 0 {
+				bake = config.DefaultOutageBake
+			}
+			p := traffic.FastPlan(bake)
 			p.OutageStatus = g.Termination.Status
 			tg.Plans[hop] = p
 		} else {
