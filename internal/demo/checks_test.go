@@ -166,7 +166,7 @@ func checkRun(t *testing.T, w *world, id string, r steps.Run, began time.Time) f
 		t.Errorf("okta-auth check on 1.0.3: nodes refused without it %v, bot's check failed %v", refused, checkFailed)
 	}
 	for _, n := range w.env.Nodes(V10) {
-		if !n.Running() || !n.node.PluginLoaded("okta-auth") {
+		if !n.Running() || !n.Kong().PluginLoaded("okta-auth") {
 			t.Errorf("1.0.3 node %s: running %v, want running with okta-auth", n.Name, n.Running())
 		}
 	}

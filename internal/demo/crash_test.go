@@ -113,7 +113,7 @@ func TestCrashInjection(t *testing.T) {
 	setAdminDelay := func(d time.Duration) {
 		for _, n := range w.env.Nodes(V014) {
 			if n.Running() {
-				n.node.SetFault(kongsim.Fault{AdminDelay: d})
+				n.Kong().SetFault(kongsim.Fault{AdminDelay: d})
 			}
 		}
 	}

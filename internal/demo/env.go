@@ -79,13 +79,32 @@ type Node struct {
 	Version   string
 	AdminAddr string
 	ProxyAddr string
-	node      *kongsim.Node
-	// Err is why the node last failed to start (Kong's refusal).
-	Err string
+
+	mu   sync.Mutex
+	node *kongsim.Node
+	err  string
 }
 
 // Running reports whether the node serves.
-func (n *Node) Running() bool { return n.node != nil && !n.node.Stopped() }
+func (n *Node) Running() bool {
+	kn := n.Kong()
+	return kn != nil && !kn.Stopped()
+}
+
+// Kong is the running kongsim node, nil before its first start.
+func (n *Node) Kong() *kongsim.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.node
+}
+
+// Err is why the node last failed to start (Kong's refusal), "" after a
+// successful start.
+func (n *Node) Err() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
 
 // Env is the demo's world without the bot: Postgres, the fake Okta, an
 // upstream echo service, kongsim nodes of every generation (0.13.1 running),
@@ -267,6 +286,13 @@ func (e *Env) allocateNodes() error {
 	return nil
 }
 
+// handed are the ports freeAddr gave out in this process: never twice, even
+// to environments that have ended (their bot may still be shutting down).
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
+
 // freeAddr reserves a loopback address for a listener that binds it later
 // (a node that starts when a run asks for it). The port is taken below the
 // kernel's ephemeral range, so that another program's listener on port 0
@@ -280,14 +306,20 @@ func freeAddr() (string, error) {
 			lo = max(1024, min(lo, hi-4000))
 		}
 	}
+	handedMu.Lock()
+	defer handedMu.Unlock()
 	for range 200 {
 		port := lo + rand.IntN(hi-lo)
+		if handed[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
 		}
 		addr := l.Addr().String()
 		l.Close()
+		handed[port] = true
 		return addr, nil
 	}
 	return "", errors.New("demo: no free port below the ephemeral range")
@@ -326,14 +358,14 @@ func (e *Env) StartGeneration(ctx context.Context, version string, okta bool) er
 		kn, err := kongsim.Start(e.ctx, kongsim.Options{Version: v, DSN: e.DSN, AdminAddr: n.AdminAddr, ProxyAddr: n.ProxyAddr,
 			Plugins: plugins, Name: n.Name, DBUpdateFrequency: e.opts.DBUpdateFrequency,
 			Logger: e.log.With("component", "kongsim", "node", n.Name)})
-		e.mu.Lock()
+		n.mu.Lock()
 		if err != nil {
-			n.Err = err.Error()
+			n.err = err.Error()
 			errs = append(errs, fmt.Errorf("demo: start %s (%s): %w", n.Name, version, err))
 		} else {
-			n.node, n.Err = kn, ""
+			n.node, n.err = kn, ""
 		}
-		e.mu.Unlock()
+		n.mu.Unlock()
 	}
 	return errors.Join(errs...)
 }
@@ -341,10 +373,7 @@ func (e *Env) StartGeneration(ctx context.Context, version string, okta bool) er
 // StopGeneration stops every running node of a generation.
 func (e *Env) StopGeneration(version string) {
 	for _, n := range e.Nodes(version) {
-		e.mu.Lock()
-		kn := n.node
-		e.mu.Unlock()
-		if kn != nil {
+		if kn := n.Kong(); kn != nil {
 			kn.Stop()
 		}
 	}

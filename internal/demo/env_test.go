@@ -57,7 +57,7 @@ func TestEnvUpAndDown(t *testing.T) {
 			if err := e.StartGeneration(ctx, V014, true); err == nil {
 				t.Fatal("0.14.1 node started on a 0.13 schema")
 			}
-			if e.Nodes(V014)[0].Err == "" {
+			if e.Nodes(V014)[0].Err() == "" {
 				t.Fatal("the refusal is not kept on the node")
 			}
 

@@ -181,8 +181,8 @@ func (p *Provisioner) start(ctx context.Context, run steps.Run, version string, 
 	if err != nil {
 		var reasons []string
 		for _, n := range p.env.Nodes(version) {
-			if n.Err != "" {
-				reasons = append(reasons, fmt.Sprintf("%s: %s", n.Name, firstLine(n.Err)))
+			if e := n.Err(); e != "" {
+				reasons = append(reasons, fmt.Sprintf("%s: %s", n.Name, firstLine(e)))
 			}
 		}
 		p.say(run, ":x: "+strings.Join(reasons, "\n"))

@@ -37,15 +37,20 @@ func rehearse(t *testing.T, manual bool) {
 		t.Fatalf("before the run: %v", err)
 	}
 	id := w.startRun()
-	var sawCheck bool
-	for _, e := range w.env.Slack.Ephemerals(localslack.OnCallID) {
-		if strings.Contains(e.Text, "*Gateway demo* · schema 0.13") && strings.Contains(e.Text, "kong-013-2 (0.13.1 generation): :white_check_mark: 0.13.1") {
-			sawCheck = true
+	// The check's answer comes through response_url after the ack.
+	sawCheck := func() bool {
+		for _, e := range w.env.Slack.Ephemerals(localslack.OnCallID) {
+			if strings.Contains(e.Text, "*Gateway demo* · schema 0.13") && strings.Contains(e.Text, "kong-013-2 (0.13.1 generation): :white_check_mark: 0.13.1") {
+				return true
+			}
 		}
+		return false
 	}
-	if !sawCheck {
-		t.Errorf("/kong check demo did not show the 0.13.1 gateway: %+v", w.env.Slack.Ephemerals(localslack.OnCallID))
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := w.env.Slack.WaitFor(wctx, sawCheck); err != nil {
+		t.Errorf("/kong check demo did not show the 0.13.1 gateway: %v", err)
 	}
+	wcancel()
 
 	hop1Smoked := false
 	r := w.drive(id, func(r steps.Run, ok bool) bool {
