@@ -100,11 +100,15 @@ func TestCrashInjection(t *testing.T) {
 	fired := make([]bool, len(points))
 	var resumes []resumeFigure
 	armed := map[string]bool{}
+	// lastArmed names the step whose migration holds the kill file.
+	lastArmed := ""
+	armedStep := map[string]string{"hop1-up": "hop1.migrations-up", "hop2-up": "hop2.migrations-up", "hop2-finish": "hop2.migrations-finish"}
 	arm := func(key string) {
 		if armed[key] {
 			return
 		}
 		armed[key] = true
+		lastArmed = armedStep[key]
 		if err := os.WriteFile(w.killFile, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -157,10 +161,8 @@ func TestCrashInjection(t *testing.T) {
 	arm("hop1-up") // before the start: the first `up` is hop 1's
 	id := w.startRun()
 	lastAudit := 0
-	current := ""
 	r := w.drive(id, func(r steps.Run, ok bool) bool {
 		if ok {
-			current = r.Current
 			if n := auditLen(id); n >= 0 {
 				lastAudit = n
 			}
@@ -168,10 +170,10 @@ func TestCrashInjection(t *testing.T) {
 		// The migration killed the bot.
 		select {
 		case <-w.bot.done:
-			if current == "hop2.migrations-finish" {
+			if lastArmed == "hop2.migrations-finish" {
 				w.finishKills++
 			}
-			restart("inside "+current+" (killed by the migration)", lastAudit, id)
+			restart("inside "+lastArmed+" (killed by the migration)", lastAudit, id)
 			return true
 		default:
 		}
