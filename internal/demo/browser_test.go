@@ -49,7 +49,18 @@ func TestDemoCommandInBrowser(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	t.Cleanup(func() {
-		// Whatever happened, the demo's own process group goes.
+		// Whatever happened, the demo goes: SIGINT lets it stop what it
+		// started (HAProxy and Postgres run in their own process groups);
+		// only a demo that hangs is killed.
+		if syscall.Kill(-cmd.Process.Pid, 0) != nil {
+			return
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			if syscall.Kill(-cmd.Process.Pid, 0) != nil {
+				return
+			}
+		}
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	})
 
