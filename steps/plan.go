@@ -57,8 +57,9 @@ type Step struct {
 	Runbook string
 	Kind    Kind
 	Risk    Risk
-	// Idempotent steps are run again after a crash; others are verified and,
-	// when not done, left failed ("interrupted") for a human to retry.
+	// After a crash every running step is verified first. When Verify says
+	// not done, an idempotent step runs again; any other is left failed
+	// ("interrupted") for a human to retry.
 	Idempotent bool
 	// Skippable steps may be skipped by an approver.
 	Skippable bool
