@@ -131,7 +131,7 @@ func TestDriveHop1(t *testing.T) {
 	if run.Status != steps.RunSucceeded {
 		t.Fatalf("run %s", run.Status)
 	}
-	want := map[string]int{"snapshot": 1, "termination-create": 1, "call termination-enable": 1, "call migrate-0.14.1-up": 1, "migrate-0.14.1-up": 1, "traffic-shift": 1, "termination-delete": 1}
+	want := map[string]int{"snapshot": 1, "termination-create": 1, "call migrate-0.14.1-up": 1, "migrate-0.14.1-up": 1, "traffic-shift": 1, "termination-delete": 1}
 	if got := ledgerCounts(dir); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("ledger = %v, want %v", got, want)
 	}

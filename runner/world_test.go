@@ -168,9 +168,6 @@ func (w *world) Migrate(ctx context.Context, gw, target string, verb steps.Migra
 func (w *world) EnableTermination(ctx context.Context, gw string, j steps.Journal) (string, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	// Counted like the migration: an idempotent step that resume found
-	// done must not be run again.
-	w.effect("call termination-enable")
 	if id, ok := j.Get("termination.plugin"); ok {
 		return id, nil
 	}

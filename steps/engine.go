@@ -393,14 +393,6 @@ func (m *machine) verified(ev Event) error {
 			m.advance()
 			return nil
 		}
-		// Verify said not done: an idempotent step is safe to run again.
-		// A Verify that errored said nothing, so the step waits for a
-		// person like any other interrupted step.
-		if def.Idempotent && ev.Err == "" && ev.Check != nil {
-			st.Attempts++
-			m.emit(Effect{Kind: EffExecute, Step: st.ID, Attempt: st.Attempts})
-			return nil
-		}
 		msg := "interrupted"
 		if t := failText(ev); t != "failed" {
 			msg += "; " + t
@@ -653,11 +645,7 @@ func (m *machine) resume() error {
 		if st.Status != StepRunning {
 			return fmt.Errorf("%w: run %s is running but step %s is %s", ErrInvalidEvent, m.r.ID, st.ID, st.Status)
 		}
-		// Even an idempotent step is verified first: the crash may have
-		// come after its side effect, and running it again (migrations
-		// finish, a traffic shift) is needless work at best. Only a step
-		// with no Verify cannot tell, so an idempotent one simply runs.
-		if def.Idempotent && def.Verify == nil {
+		if def.Idempotent {
 			st.Attempts++
 			m.emit(Effect{Kind: EffExecute, Step: st.ID, Attempt: st.Attempts})
 			return nil

@@ -57,9 +57,8 @@ type Step struct {
 	Runbook string
 	Kind    Kind
 	Risk    Risk
-	// After a crash every running step is verified first. When Verify says
-	// not done, an idempotent step runs again; any other is left failed
-	// ("interrupted") for a human to retry.
+	// Idempotent steps are run again after a crash; others are verified and,
+	// when not done, left failed ("interrupted") for a human to retry.
 	Idempotent bool
 	// Skippable steps may be skipped by an approver.
 	Skippable bool
