@@ -30,6 +30,14 @@ type HAProxyOptions struct {
 	New []string
 	// Timeout bounds each runtime API command; default 5s.
 	Timeout time.Duration
+	// UpWait bounds how long a shift waits for HAProxy's health checks to
+	// mark the new servers UP before giving them weight: nodes started just
+	// before the shift are DOWN until `rise` checks pass. Set it to about
+	// three health-check intervals; default 10s.
+	UpWait time.Duration
+	// UpPoll is how often the servers' state is read while waiting;
+	// default 200ms.
+	UpPoll time.Duration
 }
 
 // HAProxy is a Backend on HAProxy's runtime API. Each command opens its own
@@ -39,6 +47,8 @@ type HAProxy struct {
 	backend       string
 	old, new      []string
 	timeout       time.Duration
+	upWait        time.Duration
+	upPoll        time.Duration
 }
 
 var _ Backend = (*HAProxy)(nil)
@@ -48,7 +58,7 @@ const maxWeight = 256
 
 // NewHAProxy checks the options and returns the backend; it does not connect.
 func NewHAProxy(o HAProxyOptions) (*HAProxy, error) {
-	h := &HAProxy{backend: o.Backend, old: o.Old, new: o.New, timeout: o.Timeout}
+	h := &HAProxy{backend: o.Backend, old: o.Old, new: o.New, timeout: o.Timeout, upWait: o.UpWait, upPoll: o.UpPoll}
 	switch {
 	case strings.HasPrefix(o.Address, "unix:"):
 		h.network, h.addr = "unix", strings.TrimPrefix(o.Address, "unix:")
@@ -81,7 +91,65 @@ func NewHAProxy(o HAProxyOptions) (*HAProxy, error) {
 	if h.timeout <= 0 {
 		h.timeout = 5 * time.Second
 	}
+	if h.upWait <= 0 {
+		h.upWait = 10 * time.Second
+	}
+	if h.upPoll <= 0 {
+		h.upPoll = 200 * time.Millisecond
+	}
 	return h, nil
+}
+
+// WaitServing waits, up to UpWait, until HAProxy no longer reports any new
+// server DOWN when w gives the new generation weight. It reports what it
+// waits for through report. When servers stay DOWN it returns a Check that
+// is not OK naming them, as VerifyWeights would after the move.
+func (h *HAProxy) WaitServing(ctx context.Context, w Weights, report func(string)) (steps.Check, error) {
+	if err := w.Validate(); err != nil {
+		return steps.Check{}, err
+	}
+	if w.New == 0 {
+		return steps.Check{OK: true}, nil
+	}
+	start := time.Now()
+	deadline := start.Add(h.upWait)
+	waited := false
+	for {
+		st, err := h.Stats(ctx)
+		if err != nil {
+			return steps.Check{}, err
+		}
+		var down []string
+		for _, s := range h.new {
+			if strings.HasPrefix(st[s].Status, "DOWN") {
+				down = append(down, s)
+			}
+		}
+		if len(down) == 0 {
+			if waited {
+				report(fmt.Sprintf("HAProxy health checks mark %s/%s UP after %s", h.backend, strings.Join(h.new, ","), time.Since(start).Round(100*time.Millisecond)))
+			}
+			return steps.Check{OK: true}, nil
+		}
+		if !time.Now().Before(deadline) {
+			c := steps.Check{}
+			for _, s := range down {
+				c.Missing = append(c.Missing, fmt.Sprintf("server %s/%s is %s, want it serving (still DOWN after waiting %s for HAProxy's health checks)", h.backend, s, st[s].Status, h.upWait))
+			}
+			return c, nil
+		}
+		if !waited {
+			waited = true
+			states := make([]string, len(down))
+			for i, s := range down {
+				states[i] = fmt.Sprintf("%s/%s (%s)", h.backend, s, st[s].Status)
+			}
+			report(fmt.Sprintf("waiting up to %s for HAProxy health checks to mark %s UP before moving weight to them", h.upWait, strings.Join(states, ", ")))
+		}
+		if err := sleepCtx(ctx, min(h.upPoll, time.Until(deadline))); err != nil {
+			return steps.Check{}, err
+		}
+	}
 }
 
 // Kind implements Backend.

@@ -284,8 +284,27 @@ func (s *shift) run(ctx context.Context) (steps.Check, error) {
 	return s.finish(ctx)
 }
 
+// servingWaiter is a Backend that can tell when the new servers are able to
+// take traffic (HAProxy's health checks), and wait for it.
+type servingWaiter interface {
+	WaitServing(ctx context.Context, w Weights, report func(string)) (steps.Check, error)
+}
+
 // move sets the stage's weights and verifies them read back.
 func (s *shift) move(ctx context.Context, w Weights, i, total int) (steps.Check, bool, error) {
+	// New nodes started moments ago are not yet marked UP by the load
+	// balancer's health checks; moving weight to them now would fail the
+	// read-back. Nothing is changed while waiting.
+	if sw, ok := s.b.(servingWaiter); ok {
+		c, err := sw.WaitServing(ctx, w, func(msg string) { s.line("stage %d of %d: %s", i+1, total, msg) })
+		if err != nil {
+			return steps.Check{}, true, fmt.Errorf("stage %d of %d: wait for the new servers to be UP with %s: %w", i+1, total, s.b.Kind(), err)
+		}
+		if !c.OK {
+			c.Missing = append([]string{fmt.Sprintf("stage %d of %d: weights %s not set: the new servers are not serving", i+1, total, w)}, c.Missing...)
+			return c, true, nil
+		}
+	}
 	if err := s.j.Put(s.k.set(), strconv.Itoa(w.New)); err != nil {
 		return steps.Check{}, true, fmt.Errorf("journal: %w", err)
 	}
