@@ -52,6 +52,10 @@ type Gateway struct {
 	// to see a change (they poll cluster_events every db_update_frequency,
 	// default 5 s, §8.1). Default 30 s.
 	PropagationTimeout time.Duration
+	// PGDump is the pg_dump program a snapshot runs for the schema. Default:
+	// the newest under /usr/lib/postgresql/<v>/bin, else pg_dump on PATH. Its
+	// major version must be at least the datastore server's.
+	PGDump string
 }
 
 // GenerationNodes is one generation of a gateway: the Kong version its nodes
