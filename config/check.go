@@ -483,6 +483,9 @@ func (k *checker) traffic(p string, g *Gateway) {
 		if h.Timeout <= 0 {
 			k.add(p+".haproxy.timeout", "must be positive")
 		}
+		if h.UpWait < 0 || h.UpWait > 10*time.Minute {
+			k.add(p+".haproxy.up_wait", "%s must be between 0 (the default, 10s) and 10m", h.UpWait)
+		}
 	case "exec":
 		if t.Exec == nil {
 			k.add(p+".exec", "missing: backend is exec")

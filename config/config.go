@@ -220,6 +220,10 @@ type HAProxy struct {
 	// Servers maps each generation (by version) to its HAProxy server names.
 	Servers map[string][]string `yaml:"servers"`
 	Timeout time.Duration       `yaml:"timeout"`
+	// UpWait bounds how long a shift waits for HAProxy's health checks to
+	// mark the new generation's servers UP before giving them weight (they
+	// are DOWN until `rise` checks pass). About three check intervals.
+	UpWait time.Duration `yaml:"up_wait"`
 }
 
 // Exec runs the user's own script to move traffic. The bot appends the
@@ -397,6 +401,9 @@ func (c *Config) applyDefaults() {
 		}
 		if tr.HAProxy != nil && tr.HAProxy.Timeout == 0 {
 			tr.HAProxy.Timeout = 5 * time.Second
+		}
+		if tr.HAProxy != nil && tr.HAProxy.UpWait == 0 {
+			tr.HAProxy.UpWait = 10 * time.Second
 		}
 		if tr.Exec != nil && tr.Exec.Timeout == 0 {
 			tr.Exec.Timeout = 2 * time.Minute

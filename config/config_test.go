@@ -152,7 +152,7 @@ func TestCheckReportsEveryProblemWithItsPath(t *testing.T) {
 			s = strings.Replace(s, minimalTraffic, "", 1)
 			return s + `    traffic:
       backend: haproxy
-      haproxy: {runtime_api: "nowhere", servers: {"0.13.1": [old], "9.9.9": []}}
+      haproxy: {runtime_api: "nowhere", servers: {"0.13.1": [old], "9.9.9": []}, up_wait: -1s}
       outage_bake: 1h
       stages: [{percent: 50}, {percent: 25}]
       gates: {max_5xx_ratio: 2}
@@ -164,6 +164,7 @@ func TestCheckReportsEveryProblemWithItsPath(t *testing.T) {
 			`gateways[0].traffic.haproxy.backend: missing`,
 			`gateways[0].traffic.haproxy.servers["9.9.9"]: "9.9.9" is not one of the gateway's generations`,
 			`gateways[0].traffic.haproxy.servers["9.9.9"]: no server names`,
+			`gateways[0].traffic.haproxy.up_wait: -1s must be between 0`,
 			`gateways[0].traffic.outage_bake: 1h0m0s must be between 0`,
 			`gateways[0].traffic.stages[1].percent: 25 must be above the previous stage (50)`,
 			`gateways[0].traffic.stages[1].percent: the last stage must be 100, got 25`,

@@ -271,7 +271,7 @@ func backendFor(g *config.Gateway, path, oldV, newV string) (traffic.Backend, er
 			return nil, fmt.Errorf("%s.haproxy: missing", path)
 		}
 		return traffic.NewHAProxy(traffic.HAProxyOptions{Address: h.RuntimeAPI, Backend: h.Backend,
-			Old: h.Servers[oldV], New: h.Servers[newV], Timeout: h.Timeout})
+			Old: h.Servers[oldV], New: h.Servers[newV], Timeout: h.Timeout, UpWait: h.UpWait})
 	case "exec":
 		e := t.Exec
 		if e == nil {
