@@ -7,8 +7,6 @@ import (
 
 var pid = os.Getpid()
 
-func envDSN() string { return os.Getenv(EnvDSN) }
-
 // withDB returns dsn pointing at database db.
 func withDB(dsn, db string) string {
 	u, err := url.Parse(dsn)

@@ -1,6 +1,9 @@
 // Package pgtest gives each test its own database on one real PostgreSQL
 // server per test binary (or the server named by $KONGBOT_TEST_PG, which
-// .ci/run starts once for the whole suite).
+// .ci/run starts once for the whole suite). That server runs with fsync
+// off; NewDurable gives a database on a second, durable server (fsync and
+// synchronous commit on, as a production datastore runs) for the
+// benchmarks whose figures depend on commit latency.
 //
 // A package that uses it wraps its tests:
 //
@@ -10,6 +13,7 @@ package pgtest
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -26,21 +30,35 @@ import (
 // instead of starting one.
 const EnvDSN = "KONGBOT_TEST_PG"
 
-var (
-	mu      sync.Mutex
+// EnvDurableDSN names a DSN of an already running durable server for
+// NewDurable to use instead of starting one.
+const EnvDurableDSN = "KONGBOT_TEST_PG_DURABLE"
+
+// instance is one server shared by the test binary.
+type instance struct {
+	env     string
+	durable bool
 	server  *pgserver.Server
 	baseDSN string
+}
+
+var (
+	mu      sync.Mutex
+	fast    = &instance{env: EnvDSN}
+	durable = &instance{env: EnvDurableDSN, durable: true}
 	seq     atomic.Int64
 )
 
-// Main runs the tests and stops the server this binary started, if any.
+// Main runs the tests and stops the servers this binary started, if any.
 func Main(m *testing.M) int {
 	code := m.Run()
 	mu.Lock()
 	defer mu.Unlock()
-	if server != nil {
-		server.Stop()
-		server = nil
+	for _, in := range []*instance{fast, durable} {
+		if in.server != nil {
+			in.server.Stop()
+			in.server = nil
+		}
 	}
 	return code
 }
@@ -49,24 +67,35 @@ func Main(m *testing.M) int {
 // server on first use.
 func AdminDSN(tb testing.TB) string {
 	tb.Helper()
+	return fast.adminDSN(tb)
+}
+
+// DurableAdminDSN is AdminDSN for the durable server.
+func DurableAdminDSN(tb testing.TB) string {
+	tb.Helper()
+	return durable.adminDSN(tb)
+}
+
+func (in *instance) adminDSN(tb testing.TB) string {
+	tb.Helper()
 	mu.Lock()
 	defer mu.Unlock()
-	if baseDSN != "" {
-		return baseDSN
+	if in.baseDSN != "" {
+		return in.baseDSN
 	}
-	if dsn := envDSN(); dsn != "" {
-		baseDSN = dsn
-		return baseDSN
+	if dsn := os.Getenv(in.env); dsn != "" {
+		in.baseDSN = dsn
+		return in.baseDSN
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := pgserver.Start(ctx, pgserver.Options{})
+	s, err := pgserver.Start(ctx, pgserver.Options{Durable: in.durable})
 	if err != nil {
-		tb.Fatalf("starting PostgreSQL for tests: %v", err)
+		tb.Fatalf("starting PostgreSQL for tests (durable: %v): %v", in.durable, err)
 	}
-	server = s
-	baseDSN = s.DSN("postgres")
-	return baseDSN
+	in.server = s
+	in.baseDSN = s.DSN("postgres")
+	return in.baseDSN
 }
 
 var unsafe = regexp.MustCompile(`[^a-z0-9_]+`)
@@ -75,7 +104,18 @@ var unsafe = regexp.MustCompile(`[^a-z0-9_]+`)
 // and returns its DSN.
 func New(tb testing.TB) string {
 	tb.Helper()
-	admin := AdminDSN(tb)
+	return newDB(tb, AdminDSN(tb))
+}
+
+// NewDurable is New on the durable server: every commit waits for its WAL
+// flush, as in production. Only benchmarks need it; it is slower.
+func NewDurable(tb testing.TB) string {
+	tb.Helper()
+	return newDB(tb, DurableAdminDSN(tb))
+}
+
+func newDB(tb testing.TB, admin string) string {
+	tb.Helper()
 	name := strings.ToLower(tb.Name())
 	name = unsafe.ReplaceAllString(name, "_")
 	if len(name) > 40 {

@@ -37,3 +37,34 @@ func TestNewGivesIsolatedDatabases(t *testing.T) {
 		t.Fatal("a table created in one test database is visible in another")
 	}
 }
+
+func TestServersKeepTheirDurability(t *testing.T) {
+	if os.Getenv(EnvDSN) != "" || os.Getenv(EnvDurableDSN) != "" {
+		t.Skip("a server named by the environment has the durability it was started with")
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		dsn   string
+		fsync string
+		sync  string
+	}{
+		{"New", New(t), "off", "off"},
+		{"NewDurable", NewDurable(t), "on", "on"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := pgx.Connect(ctx, tc.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			var fsync, sync string
+			if err := c.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit')").Scan(&fsync, &sync); err != nil {
+				t.Fatal(err)
+			}
+			if fsync != tc.fsync || sync != tc.sync {
+				t.Fatalf("fsync=%s synchronous_commit=%s, want %s and %s", fsync, sync, tc.fsync, tc.sync)
+			}
+		})
+	}
+}
