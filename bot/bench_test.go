@@ -46,10 +46,10 @@ func BenchmarkHTTPAck(b *testing.B) {
 						var d localslack.Delivery
 						var err error
 						if kind == "command" {
-							d, err = h.ls.SlashCommand(h.ctx, localslack.OnCallID, localslack.ChannelID, "/kong upgrade status", localslack.ViaHTTP())
+							d, err = h.Slack.SlashCommand(h.Ctx, localslack.OnCallID, localslack.ChannelID, "/kong upgrade status", localslack.ViaHTTP())
 						} else {
 							// The requester is not a lead: an audited refusal.
-							d, err = h.ls.Click(h.ctx, localslack.OnCallID, localslack.ChannelID, appr.TS, "step_approve", val, localslack.ViaHTTP())
+							d, err = h.Slack.Click(h.Ctx, localslack.OnCallID, localslack.ChannelID, appr.TS, "step_approve", val, localslack.ViaHTTP())
 						}
 						if err != nil {
 							b.Errorf("%s: %v", kind, err)

@@ -26,7 +26,7 @@ func TestBrowserApproval(t *testing.T) {
 	}
 	w := newWorld0141()
 	h := newHarness(t, bot.ModeSocket, w)
-	p := browser.Open(t, h.ls.URL())
+	p := browser.Open(t, h.Slack.URL())
 
 	p.ActAs(localslack.OnCallID)
 	p.Type("/kong upgrade start prod to 1.0.3")
@@ -48,7 +48,7 @@ func TestBrowserApproval(t *testing.T) {
 	if title := p.ConfirmTitle(); title != "Approve this step?" {
 		t.Errorf("confirm dialog title %q", title)
 	}
-	if n := len(h.ls.Deliveries()); n == 0 {
+	if n := len(h.Slack.Deliveries()); n == 0 {
 		t.Fatalf("no deliveries at all")
 	}
 	p.Screenshot("bot-confirm.png")
@@ -83,7 +83,7 @@ func TestBrowserReminderAndWindowOverride(t *testing.T) {
 	rules.RemindAfter, rules.Windows = 30*time.Minute, w
 	h := newHarness(t, bot.ModeSocket, newWorld013(), withClock(clock, rules))
 	sc := newScheduler(h, clock, rules)
-	p := browser.Open(t, h.ls.URL())
+	p := browser.Open(t, h.Slack.URL())
 
 	id, parent, appr := h.toApproval(localslack.OnCallID)
 	sc.at(t0.Add(31 * time.Minute))
@@ -96,7 +96,7 @@ func TestBrowserReminderAndWindowOverride(t *testing.T) {
 	p.WaitJS("the reminder mentions @kong-leads, highlighted for a lead",
 		`[...document.querySelectorAll('[data-testid="thread-panel"] [data-ts="`+rem.TS+`"] .mention.me')].some(e => e.textContent === "@kong-leads")`)
 
-	h.click(localslack.Lead1ID, appr, "step_approve")
+	h.Click(localslack.Lead1ID, appr, "step_approve")
 	h.waitRun(id, "waiting for the window", at(steps.RunPaused, termOn))
 	win := h.threadMsg(parent, "waiting for the window saturday-night", "pause_override-window")
 	p.WaitMessageText(win.TS, "opens Sat 12 Dec 02:00 UTC")
@@ -117,11 +117,11 @@ func TestBrowserReminderAndWindowOverride(t *testing.T) {
 // the page re-renders on each change, and chromedp can lose a node it just
 // found to a re-render before clicking it.
 func (h *harness) quiet(id string) {
-	h.t.Helper()
+	h.T.Helper()
 	h.delivered(id)
-	last, since := h.ls.Version(), time.Now()
-	h.eventually("localslack quiet", func() bool {
-		if v := h.ls.Version(); v != last {
+	last, since := h.Slack.Version(), time.Now()
+	h.Eventually("localslack quiet", func() bool {
+		if v := h.Slack.Version(); v != last {
 			last, since = v, time.Now()
 		}
 		return time.Since(since) > 1500*time.Millisecond

@@ -34,7 +34,7 @@ func TestCommands(t *testing.T) {
 		{localslack.Lead2ID, "/kong upgrade start prod to 0.13.0", "unknown version"},
 	}
 	for _, c := range cases {
-		h.command(c.user, c.text)
+		h.Command(c.user, c.text)
 		h.ephemeral(c.user, c.want)
 	}
 	if runs := h.runState(id); runs.Status != steps.RunAwaitingApproval {
@@ -48,7 +48,7 @@ func TestCommandChannels(t *testing.T) {
 	h := newHarness(t, bot.ModeHTTP, newWorld013(), func(o *bot.Options, _ *runnerOptions, _ *localslack.Server) {
 		o.Channels = []string{"C0OTHER001"}
 	})
-	d := h.command(localslack.OnCallID, "/kong upgrade start prod")
+	d := h.Command(localslack.OnCallID, "/kong upgrade start prod")
 	if !strings.Contains(string(d.Response), "kongbot takes commands only in \\u003c#C0OTHER001\\u003e") &&
 		!strings.Contains(string(d.Response), "kongbot takes commands only in <#C0OTHER001>") {
 		t.Fatalf("ack = %s", d.Response)
@@ -62,30 +62,30 @@ func TestAppHome(t *testing.T) {
 		h := newHarness(t, mode, newWorld013())
 		id, _, appr := h.toApproval(localslack.OnCallID)
 		h.delivered(id)
-		if _, err := h.ls.OpenHome(h.ctx, localslack.Lead1ID); err != nil {
+		if _, err := h.Slack.OpenHome(h.Ctx, localslack.Lead1ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.ls.OpenHome(h.ctx, localslack.OnCallID); err != nil {
+		if _, err := h.Slack.OpenHome(h.Ctx, localslack.OnCallID); err != nil {
 			t.Fatal(err)
 		}
 		home := func(user string) string {
-			v, ok := h.ls.Home(user)
+			v, ok := h.Slack.Home(user)
 			if !ok {
 				return ""
 			}
 			return unescapeJSON(string(v.View))
 		}
-		h.eventually("lead's home lists the pending approval", func() bool {
+		h.Eventually("lead's home lists the pending approval", func() bool {
 			s := home(localslack.Lead1ID)
 			return strings.Contains(s, "Waiting for your approval") && strings.Contains(s, "Stop traffic: request-termination on") &&
 				strings.Contains(s, "/archives/"+localslack.ChannelID+"/p")
 		})
-		h.eventually("requester's home lists the run but no approval", func() bool {
+		h.Eventually("requester's home lists the run but no approval", func() bool {
 			s := home(localslack.OnCallID)
 			return strings.Contains(s, "*Active runs*") && strings.Contains(s, id) && strings.Contains(s, "nothing waits for you")
 		})
-		h.click(localslack.Lead1ID, appr, "step_approve")
-		h.eventually("home republished after the approval", func() bool {
+		h.Click(localslack.Lead1ID, appr, "step_approve")
+		h.Eventually("home republished after the approval", func() bool {
 			return strings.Contains(home(localslack.Lead1ID), "nothing waits for you")
 		})
 	})
@@ -97,16 +97,16 @@ func TestRestartEditsSameMessages(t *testing.T) {
 	h := newHarness(t, bot.ModeSocket, newWorld013())
 	id, parent, appr := h.toApproval(localslack.OnCallID)
 	h.delivered(id)
-	before := len(h.ls.Thread(parent))
+	before := len(h.Slack.Thread(parent))
 	h.restart()
 	// Resume re-posts the approval request: same key, so it is an edit.
 	h.delivered(id)
-	if after := len(h.ls.Thread(parent)); after != before {
+	if after := len(h.Slack.Thread(parent)); after != before {
 		t.Fatalf("thread grew from %d to %d messages after a restart", before, after)
 	}
-	h.click(localslack.Lead1ID, h.current(appr.TS), "step_approve")
+	h.Click(localslack.Lead1ID, h.current(appr.TS), "step_approve")
 	h.waitRun(id, "past approval", func(r steps.Run) bool { return r.Status != steps.RunAwaitingApproval })
-	h.eventually("approval decided in the old message", func() bool {
+	h.Eventually("approval decided in the old message", func() bool {
 		return strings.Contains(msgText(h.current(appr.TS)), "Approved by")
 	})
 }
@@ -119,20 +119,20 @@ func TestRestartDuringAbort(t *testing.T) {
 	w.failMigrate = 1
 	h := newHarness(t, bot.ModeHTTP, w)
 	id, parent, appr := h.toApproval(localslack.OnCallID)
-	h.click(localslack.Lead1ID, appr, "step_approve")
+	h.Click(localslack.Lead1ID, appr, "step_approve")
 	h.waitRun(id, "migration failed", at(steps.RunFailed, "hop1.migrations-up"))
-	h.click(localslack.OnCallID, h.threadMsg(parent, "kong migrations up (0.14.1)", "run_abort"), "run_abort")
+	h.Click(localslack.OnCallID, h.threadMsg(parent, "kong migrations up (0.14.1)", "run_abort"), "run_abort")
 	offer := h.threadMsg(parent, "is being aborted", "rollback_remove-termination")
 	h.delivered(id)
-	before := len(h.ls.Thread(parent))
+	before := len(h.Slack.Thread(parent))
 	h.restart()
 	h.delivered(id)
-	if after := len(h.ls.Thread(parent)); after != before {
+	if after := len(h.Slack.Thread(parent)); after != before {
 		t.Fatalf("thread grew from %d to %d messages after a restart", before, after)
 	}
-	h.click(localslack.Lead1ID, h.current(offer.TS), "rollback_none")
+	h.Click(localslack.Lead1ID, h.current(offer.TS), "rollback_none")
 	h.waitRun(id, "aborted", func(r steps.Run) bool { return r.Status == steps.RunAborted })
-	h.eventually("offer shows the choice", func() bool {
+	h.Eventually("offer shows the choice", func() bool {
 		return strings.Contains(msgText(h.current(offer.TS)), "Chosen by <@"+localslack.Lead1ID+">")
 	})
 }

@@ -16,7 +16,7 @@ import (
 func TestRunToTheEnd(t *testing.T) {
 	eachMode(t, func(t *testing.T, mode string) {
 		h := newHarness(t, mode, newWorld013())
-		d := h.command(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
+		d := h.Command(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
 		if !strings.Contains(string(d.Response), "planning the upgrade") && !strings.Contains(string(d.Response), "Reading the gateway") {
 			t.Errorf("ack = %s", d.Response)
 		}
@@ -35,9 +35,9 @@ func TestRunToTheEnd(t *testing.T) {
 		if !strings.Contains(msgText(prov), "datastore kong@db-1") {
 			t.Errorf("step message does not say what it does: %s", msgText(prov))
 		}
-		h.click(localslack.GuestID, prov, "step_done")
+		h.Click(localslack.GuestID, prov, "step_done")
 		h.ephemeral(localslack.GuestID, "guest accounts cannot mark this step done")
-		h.click(localslack.OnCallID, prov, "step_done")
+		h.Click(localslack.OnCallID, prov, "step_done")
 
 		// The outage group waits for a lead.
 		h.waitRun(id, "outage approval", at(steps.RunAwaitingApproval, "hop1.termination-on"))
@@ -47,45 +47,45 @@ func TestRunToTheEnd(t *testing.T) {
 				t.Errorf("approval message lacks %q: %s", want, msgText(appr))
 			}
 		}
-		h.click(localslack.OnCallID, appr, "step_approve")
+		h.Click(localslack.OnCallID, appr, "step_approve")
 		h.ephemeral(localslack.OnCallID, "only @kong-leads can approve this step; you started this run")
-		h.click(localslack.GuestID, appr, "step_approve")
+		h.Click(localslack.GuestID, appr, "step_approve")
 		h.ephemeral(localslack.GuestID, "guest accounts cannot approve this step")
 		if got := h.runState(id); got.Status != steps.RunAwaitingApproval {
 			t.Fatalf("refused clicks moved the run: %s", got.Status)
 		}
-		h.click(localslack.Lead1ID, appr, "step_approve")
+		h.Click(localslack.Lead1ID, appr, "step_approve")
 
 		// termination-on, migrations-up (with a log), then the new cluster
 		// is not up yet.
 		h.waitRun(id, "start-new-cluster waiting", at(steps.RunWaitingManual, "hop1.start-new-cluster"))
-		h.eventually("approval message decided", func() bool {
+		h.Eventually("approval message decided", func() bool {
 			m := h.current(appr.TS)
 			return !hasButtons(m) && strings.Contains(msgText(m), "Approved by <@"+localslack.Lead1ID+">")
 		})
 		// A lead clicking the old message gets told, and nothing changes.
-		h.click(localslack.Lead2ID, appr, "step_approve", localslack.AsSeen(appr))
+		h.Click(localslack.Lead2ID, appr, "step_approve", localslack.AsSeen(appr))
 		h.ephemeral(localslack.Lead2ID, "was already approved by <@"+localslack.Lead1ID+">")
 		if n := h.audits(id, "approve"); n != 1 {
 			t.Errorf("approve transitions = %d, want 1", n)
 		}
 
 		start := h.threadMsg(parent, "Start the 0.14.1 cluster", "Still missing", "node kong-014-1 does not answer")
-		h.click(localslack.OnCallID, start, "step_done")
+		h.Click(localslack.OnCallID, start, "step_done")
 		h.ephemeral(localslack.OnCallID, "it is not done yet. Still missing:\n• node kong-014-1 does not answer")
 		h.w.startGen("0.14.1", "0.14.1")
-		h.click(localslack.OnCallID, h.current(start.TS), "step_done")
+		h.Click(localslack.OnCallID, h.current(start.TS), "step_done")
 
 		h.waitRun(id, "decommission waiting", at(steps.RunWaitingManual, "hop1.decommission-old"))
 		dec := h.threadMsg(parent, "Decommission the 0.13.1 nodes", "node kong-old-1 still answers")
 		h.w.stopGen("0.13.1")
-		h.click(localslack.OnCallID, dec, "step_done")
+		h.Click(localslack.OnCallID, dec, "step_done")
 		h.waitRun(id, "run succeeded", func(r steps.Run) bool { return r.Status == steps.RunSucceeded })
 		h.delivered(id)
 
 		// The migration log is a file in the thread.
-		h.eventually("migration log file", func() bool {
-			for _, f := range h.ls.Files() {
+		h.Eventually("migration log file", func() bool {
+			for _, f := range h.Slack.Files() {
 				if f.ThreadTS == parent && f.Name == "r1-hop1.migrations-up-attempt1.log" && strings.Count(string(f.Content), "\n") == 40 {
 					return true
 				}
@@ -94,8 +94,8 @@ func TestRunToTheEnd(t *testing.T) {
 		})
 		// The end is broadcast to the channel.
 		var broadcast bool
-		h.eventually("broadcast end", func() bool {
-			for _, m := range h.ls.Channel(localslack.ChannelName) {
+		h.Eventually("broadcast end", func() bool {
+			for _, m := range h.Slack.Channel(localslack.ChannelName) {
 				if m.Broadcast && strings.Contains(msgText(m), "Run r1 succeeded") {
 					broadcast = true
 				}
@@ -103,13 +103,13 @@ func TestRunToTheEnd(t *testing.T) {
 			return broadcast
 		})
 		// The parent shows every step done, edited in place.
-		h.eventually("summary edited to succeeded", func() bool {
+		h.Eventually("summary edited to succeeded", func() bool {
 			m := h.current(parent)
 			return m.Edits > 0 && strings.Contains(msgText(m), ":tada:") && !strings.Contains(msgText(m), ":white_circle:")
 		})
 		// One message per step key, never posted twice.
 		seen := map[string]int{}
-		for _, m := range h.ls.Thread(parent) {
+		for _, m := range h.Slack.Thread(parent) {
 			for _, s := range []string{"Step 4/12 ·", "Step 9/12 ·", "Step 12/12 ·"} {
 				if strings.Contains(msgText(m), s) {
 					seen[s]++
@@ -125,7 +125,7 @@ func TestRunToTheEnd(t *testing.T) {
 			t.Errorf("step messages found: %v", seen)
 		}
 		// Every ack came well within Slack's 3 s.
-		for _, d := range h.ls.Deliveries() {
+		for _, d := range h.Slack.Deliveries() {
 			if d.Late || !d.Acked {
 				t.Errorf("delivery %s %s: acked %v late %v (%s)", d.Kind, d.Summary, d.Acked, d.Late, d.AckLatency)
 			}
@@ -136,10 +136,10 @@ func TestRunToTheEnd(t *testing.T) {
 // toApproval starts a hop-1 run as user and brings it to the outage
 // group's approval; it returns the run, its parent and the approval message.
 func (h *harness) toApproval(user string) (string, string, localslack.Message) {
-	h.t.Helper()
+	h.T.Helper()
 	id, parent := h.startRun(user, "/kong upgrade start prod to 0.14.1")
 	h.waitRun(id, "provision step waiting", at(steps.RunWaitingManual, "hop1.provision-new-nodes"))
-	h.click(user, h.threadMsg(parent, "Provision 0.14.1 nodes", "step_done"), "step_done")
+	h.Click(user, h.threadMsg(parent, "Provision 0.14.1 nodes", "step_done"), "step_done")
 	h.waitRun(id, "outage approval", at(steps.RunAwaitingApproval, "hop1.termination-on"))
 	return id, parent, h.threadMsg(parent, "Approval needed", "step_approve")
 }
@@ -151,22 +151,22 @@ func TestApprovalRules(t *testing.T) {
 	eachMode(t, func(t *testing.T, mode string) {
 		h := newHarness(t, mode, newWorld013())
 		id, _, appr := h.toApproval(localslack.Lead1ID)
-		h.click(localslack.Lead1ID, appr, "step_approve")
+		h.Click(localslack.Lead1ID, appr, "step_approve")
 		h.ephemeral(localslack.Lead1ID, "You started run *"+id+"*; *Stop traffic: request-termination on* is a high-risk step and needs 1 approver, not the requester")
 		if n := h.audits(id, "refused-approve"); n != 1 {
 			t.Errorf("refused approvals audited = %d, want 1", n)
 		}
 		// Deactivated accounts never approve.
-		h.click(localslack.DeletedID, appr, "step_approve")
+		h.Click(localslack.DeletedID, appr, "step_approve")
 		h.ephemeral(localslack.DeletedID, "deactivated accounts cannot approve this step")
 		// Membership is asked again at the decision: lena, just removed
 		// from @kong-leads, is refused although the group was read before.
-		if err := h.ls.SetGroupMembers(localslack.LeadsGroupID, []string{localslack.Lead1ID}); err != nil {
+		if err := h.Slack.SetGroupMembers(localslack.LeadsGroupID, []string{localslack.Lead1ID}); err != nil {
 			t.Fatal(err)
 		}
-		h.click(localslack.Lead2ID, appr, "step_approve")
+		h.Click(localslack.Lead2ID, appr, "step_approve")
 		h.ephemeral(localslack.Lead2ID, "only @kong-leads can approve this step")
-		if err := h.ls.SetGroupMembers(localslack.LeadsGroupID, []string{localslack.Lead1ID, localslack.Lead2ID}); err != nil {
+		if err := h.Slack.SetGroupMembers(localslack.LeadsGroupID, []string{localslack.Lead1ID, localslack.Lead2ID}); err != nil {
 			t.Fatal(err)
 		}
 		if st := h.runState(id); st.Status != steps.RunAwaitingApproval {
@@ -180,7 +180,7 @@ func TestApprovalRules(t *testing.T) {
 			go func() {
 				defer func() { done <- struct{}{} }()
 				val, _ := buttonValue(appr, "step_approve")
-				if _, err := h.ls.Click(h.ctx, localslack.Lead2ID, localslack.ChannelID, appr.TS, "step_approve", val); err != nil {
+				if _, err := h.Slack.Click(h.Ctx, localslack.Lead2ID, localslack.ChannelID, appr.TS, "step_approve", val); err != nil {
 					t.Errorf("click: %v", err)
 				}
 			}()
@@ -189,7 +189,7 @@ func TestApprovalRules(t *testing.T) {
 			<-done
 		}
 		h.waitRun(id, "past the approval", func(r steps.Run) bool { return r.Status != steps.RunAwaitingApproval })
-		h.eventually("refusals audited", func() bool { return h.audits(id, "approve")+h.audits(id, "refused-approve") >= 6 })
+		h.Eventually("refusals audited", func() bool { return h.audits(id, "approve")+h.audits(id, "refused-approve") >= 6 })
 		if n := h.audits(id, "approve"); n != 1 {
 			t.Errorf("approve transitions = %d, want exactly 1", n)
 		}
@@ -205,14 +205,14 @@ func TestReject(t *testing.T) {
 	eachMode(t, func(t *testing.T, mode string) {
 		h := newHarness(t, mode, newWorld013())
 		id, parent, appr := h.toApproval(localslack.OnCallID)
-		h.click(localslack.Lead2ID, appr, "step_reject")
+		h.Click(localslack.Lead2ID, appr, "step_reject")
 		h.waitRun(id, "aborted", func(r steps.Run) bool { return r.Status == steps.RunAborted })
-		h.eventually("rejection shown", func() bool {
+		h.Eventually("rejection shown", func() bool {
 			m := h.current(appr.TS)
 			return !hasButtons(m) && strings.Contains(msgText(m), "Rejected by <@"+localslack.Lead2ID+">")
 		})
 		h.threadMsg(parent, "Run r1 aborted", "rejected hop1.termination-on", "hop1.snapshot")
-		h.eventually("summary shows aborted", func() bool {
+		h.Eventually("summary shows aborted", func() bool {
 			return strings.Contains(msgText(h.current(parent)), "aborted by <@"+localslack.Lead2ID+">")
 		})
 		// The gateway is free again.
@@ -232,39 +232,39 @@ func TestFailureRetryAndAbort(t *testing.T) {
 		w.failMigrate = 2
 		h := newHarness(t, mode, w)
 		id, parent, appr := h.toApproval(localslack.OnCallID)
-		h.click(localslack.Lead1ID, appr, "step_approve")
+		h.Click(localslack.Lead1ID, appr, "step_approve")
 		h.waitRun(id, "migration failed", at(steps.RunFailed, "hop1.migrations-up"))
 		failed := h.threadMsg(parent, "kong migrations up (0.14.1)", "exited 1", "step_retry")
-		h.click(localslack.GuestID, failed, "step_retry")
+		h.Click(localslack.GuestID, failed, "step_retry")
 		h.ephemeral(localslack.GuestID, "guest accounts cannot retry this step")
-		h.click(localslack.OnCallID, failed, "step_retry")
+		h.Click(localslack.OnCallID, failed, "step_retry")
 		h.threadMsg(parent, "<@"+localslack.OnCallID+"> retried *kong migrations up (0.14.1)*")
 		h.waitRun(id, "failed again", func(r steps.Run) bool {
 			st, _ := r.Step("hop1.migrations-up")
 			return r.Status == steps.RunFailed && st.Attempts == 2
 		})
-		h.click(localslack.OnCallID, h.threadMsg(parent, "(attempt 2)", "run_abort"), "run_abort")
+		h.Click(localslack.OnCallID, h.threadMsg(parent, "(attempt 2)", "run_abort"), "run_abort")
 		h.waitRun(id, "rollback offered", func(r steps.Run) bool { return r.Status == steps.RunAborting })
 		offer := h.threadMsg(parent, "is being aborted", "rollback_remove-termination")
-		h.click(localslack.OnCallID, offer, "rollback_remove-termination")
+		h.Click(localslack.OnCallID, offer, "rollback_remove-termination")
 		h.ephemeral(localslack.OnCallID, "only @kong-leads can choose a rollback")
-		h.click(localslack.Lead2ID, offer, "rollback_remove-termination")
+		h.Click(localslack.Lead2ID, offer, "rollback_remove-termination")
 		h.waitRun(id, "aborted", func(r steps.Run) bool { return r.Status == steps.RunAborted })
 		if w.termination {
 			t.Errorf("request-termination still on after the rollback")
 		}
-		h.eventually("offer shows the choice", func() bool {
+		h.Eventually("offer shows the choice", func() bool {
 			m := h.current(offer.TS)
 			return !hasButtons(m) && strings.Contains(msgText(m), "Chosen by <@"+localslack.Lead2ID+">")
 		})
-		h.eventually("failed step no longer offers retry", func() bool {
+		h.Eventually("failed step no longer offers retry", func() bool {
 			m := h.current(failed.TS)
 			return !hasButtons(m) && strings.Contains(msgText(m), "aborted by")
 		})
 		// Both failed attempts' logs are files in the thread.
-		h.eventually("two log files", func() bool {
+		h.Eventually("two log files", func() bool {
 			n := 0
-			for _, f := range h.ls.Files() {
+			for _, f := range h.Slack.Files() {
 				if f.ThreadTS == parent && strings.HasPrefix(f.Name, "r1-hop1.migrations-up-attempt") {
 					n++
 				}
@@ -280,13 +280,13 @@ func TestAbortCommand(t *testing.T) {
 	eachMode(t, func(t *testing.T, mode string) {
 		h := newHarness(t, mode, newWorld013())
 		id, parent, appr := h.toApproval(localslack.OnCallID)
-		h.command(localslack.GuestID, "/kong upgrade abort "+id+" changed my mind")
+		h.Command(localslack.GuestID, "/kong upgrade abort "+id+" changed my mind")
 		h.ephemeral(localslack.GuestID, "guest accounts cannot abort runs")
-		h.command(localslack.OnCallID, "/kong upgrade abort "+id+" wrong window")
+		h.Command(localslack.OnCallID, "/kong upgrade abort "+id+" wrong window")
 		h.ephemeral(localslack.OnCallID, "Run *"+id+"* is aborted")
-		h.eventually("approval buttons gone", func() bool { return !hasButtons(h.current(appr.TS)) })
+		h.Eventually("approval buttons gone", func() bool { return !hasButtons(h.current(appr.TS)) })
 		h.threadMsg(parent, "Run r1 aborted", "wrong window")
-		h.command(localslack.OnCallID, "/kong upgrade abort "+id)
+		h.Command(localslack.OnCallID, "/kong upgrade abort "+id)
 		h.ephemeral(localslack.OnCallID, "already aborted")
 	})
 }
@@ -302,36 +302,36 @@ func TestHop2PauseAndTwoApprovers(t *testing.T) {
 		h := newHarness(t, mode, w)
 		id, parent := h.startRun(localslack.OnCallID, "/kong upgrade start prod to 1.0.3")
 		h.waitRun(id, "migrations approval", at(steps.RunAwaitingApproval, "hop2.migrations-up"))
-		h.click(localslack.Lead1ID, h.threadMsg(parent, "Approval needed", "kong migrations up", "step_approve"), "step_approve")
+		h.Click(localslack.Lead1ID, h.threadMsg(parent, "Approval needed", "kong migrations up", "step_approve"), "step_approve")
 		h.waitRun(id, "new nodes checked, not there yet", checkedPending("hop2.provision-new-nodes"))
 		w.startGen("1.0.3", "1.0.3")
-		h.click(localslack.OnCallID, h.threadMsg(parent, "Start 1.0.3 nodes alongside 0.14.1", "step_done"), "step_done")
+		h.Click(localslack.OnCallID, h.threadMsg(parent, "Start 1.0.3 nodes alongside 0.14.1", "step_done"), "step_done")
 		h.waitRun(id, "shift approval", at(steps.RunAwaitingApproval, "hop2.traffic-shift"))
-		h.click(localslack.Lead2ID, h.threadMsg(parent, "Approval needed", "Shift traffic to 1.0.3", "step_approve"), "step_approve")
+		h.Click(localslack.Lead2ID, h.threadMsg(parent, "Approval needed", "Shift traffic to 1.0.3", "step_approve"), "step_approve")
 
 		h.waitRun(id, "shift paused", at(steps.RunPaused, "hop2.traffic-shift"))
 		paused := h.threadMsg(parent, "Go on to 25%?", "pause_approve", "pause_rollback", "pause_abort", "812 requests")
-		h.click(localslack.OnCallID, paused, "pause_approve")
+		h.Click(localslack.OnCallID, paused, "pause_approve")
 		h.ephemeral(localslack.OnCallID, "only @kong-leads can answer for this step")
-		h.click(localslack.Lead1ID, paused, "pause_approve")
+		h.Click(localslack.Lead1ID, paused, "pause_approve")
 		h.waitRun(id, "decommission checked, not done yet", checkedPending("hop2.decommission-old"))
 		h.threadMsg(parent, "<@"+localslack.Lead1ID+"> answered *Go on*", "Go on to 25%?")
-		h.eventually("pause buttons gone", func() bool { return !hasButtons(h.current(paused.TS)) })
+		h.Eventually("pause buttons gone", func() bool { return !hasButtons(h.current(paused.TS)) })
 		w.stopGen("0.14.1")
-		h.click(localslack.OnCallID, h.threadMsg(parent, "Decommission the 0.14.1 nodes", "step_done"), "step_done")
+		h.Click(localslack.OnCallID, h.threadMsg(parent, "Decommission the 0.14.1 nodes", "step_done"), "step_done")
 
 		h.waitRun(id, "finish approval", at(steps.RunAwaitingApproval, "hop2.migrations-finish"))
 		fin := h.threadMsg(parent, "Approval needed", "kong migrations finish", "irreversible", "2 distinct approvers, neither the requester")
-		h.click(localslack.Lead1ID, fin, "step_approve")
-		h.eventually("progress 1/2", func() bool {
+		h.Click(localslack.Lead1ID, fin, "step_approve")
+		h.Eventually("progress 1/2", func() bool {
 			m := h.current(fin.TS)
 			return hasButtons(m) && strings.Contains(msgText(m), "Has (1/2)") && strings.Contains(msgText(m), "<@"+localslack.Lead1ID+"> at")
 		})
-		h.click(localslack.Lead1ID, h.current(fin.TS), "step_approve")
+		h.Click(localslack.Lead1ID, h.current(fin.TS), "step_approve")
 		h.ephemeral(localslack.Lead1ID, "You already approved *kong migrations finish (1.0.3)*; it needs 2 distinct approvers, neither the requester")
-		h.click(localslack.Lead2ID, h.current(fin.TS), "step_approve")
+		h.Click(localslack.Lead2ID, h.current(fin.TS), "step_approve")
 		h.waitRun(id, "succeeded", func(r steps.Run) bool { return r.Status == steps.RunSucceeded })
-		h.eventually("finish decided", func() bool {
+		h.Eventually("finish decided", func() bool {
 			m := h.current(fin.TS)
 			return !hasButtons(m) && strings.Contains(msgText(m), "Approved by <@"+localslack.Lead1ID+">") && strings.Contains(msgText(m), "<@"+localslack.Lead2ID+">")
 		})
@@ -346,11 +346,11 @@ func TestHop2PauseAndTwoApprovers(t *testing.T) {
 func TestSocketReconnect(t *testing.T) {
 	h := newHarness(t, bot.ModeSocket, newWorld013())
 	id, _, appr := h.toApproval(localslack.OnCallID)
-	if n := h.ls.Disconnect("refresh_requested"); n != 1 {
+	if n := h.Slack.Disconnect("refresh_requested"); n != 1 {
 		t.Fatalf("disconnected %d sockets", n)
 	}
-	h.eventually("a new socket", func() bool { s := h.ls.Sockets(); return s.Opened >= 2 && s.Open == 1 })
-	h.eventually("ready again", func() bool { return h.bot.Ready() == nil })
-	h.click(localslack.Lead1ID, appr, "step_approve")
+	h.Eventually("a new socket", func() bool { s := h.Slack.Sockets(); return s.Opened >= 2 && s.Open == 1 })
+	h.Eventually("ready again", func() bool { return h.bot.Ready() == nil })
+	h.Click(localslack.Lead1ID, appr, "step_approve")
 	h.waitRun(id, "past the approval", func(r steps.Run) bool { return r.Status != steps.RunAwaitingApproval })
 }

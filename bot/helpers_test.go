@@ -1,14 +1,10 @@
 package bot_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +16,7 @@ import (
 
 	"github.com/kongbot/kongbot/bot"
 	"github.com/kongbot/kongbot/config"
+	"github.com/kongbot/kongbot/internal/testenv"
 	"github.com/kongbot/kongbot/localslack"
 	"github.com/kongbot/kongbot/runner"
 	"github.com/kongbot/kongbot/steps"
@@ -271,37 +268,16 @@ func (m *countMetrics) Acked(_, _ string, d time.Duration) {
 	m.mu.Unlock()
 }
 
-// syncBuffer is a log sink tests can read.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is one bot on a real store file and the real runner, talking to
 // localslack over the chosen transport.
 type harness struct {
-	t       testing.TB
-	ctx     context.Context
-	ls      *localslack.Server
-	st      *store.Store
+	*testenv.Env
 	rn      *runner.Runner
+	st      *store.Store
 	bot     *bot.Bot
 	w       *world
 	mode    string
 	metrics *countMetrics
-	logs    *syncBuffer
 	srvURL  string
 	stop    func()
 }
@@ -319,41 +295,26 @@ var testRules = steps.ApprovalRules{
 
 func newHarness(t testing.TB, mode string, w *world, opts ...harnessOpt) *harness {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	ls := localslack.New(localslack.Options{})
-	if err := ls.Start(ctx); err != nil {
-		t.Fatalf("localslack: %v", err)
-	}
-	dir := t.TempDir()
-	h := &harness{t: t, ctx: ctx, ls: ls, w: w, mode: mode, metrics: &countMetrics{}, logs: &syncBuffer{}}
-	h.open(filepath.Join(dir, "kongbot.db"), opts...)
-	t.Cleanup(func() {
-		h.stop()
-		cancel()
-		_ = ls.Close()
-		if t.Failed() {
-			t.Logf("bot log:\n%s", tail(h.logs.String(), 30000))
-		}
-	})
+	env := testenv.New(t, testenv.Options{Timeout: 90 * time.Second, Wait: 30 * time.Second, Poll: 15 * time.Millisecond,
+		LogName: "bot log", LogTail: 30000})
+	h := &harness{Env: env, w: w, mode: mode, metrics: &countMetrics{}}
+	h.open(filepath.Join(t.TempDir(), "kongbot.db"), opts...)
+	t.Cleanup(func() { h.stop() })
 	return h
 }
 
 // open starts a bot (and its runner) on the store file at path.
 func (h *harness) open(path string, opts ...harnessOpt) {
-	t := h.t
+	t := h.T
 	st, err := store.Open(path, store.Options{})
 	if err != nil {
 		t.Fatalf("store: %v", err)
 	}
-	var logOut io.Writer = h.logs
-	if os.Getenv("KONGBOT_TEST_LOG") != "" {
-		logOut = io.MultiWriter(h.logs, os.Stderr)
-	}
-	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(slog.NewTextHandler(h.Logs.Writer(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ro := runner.Options{Store: st, Kong: h.w, Traffic: h.w, Rules: testRules, Logger: logger}
-	api := slack.New(h.ls.BotToken(), slack.OptionAPIURL(h.ls.APIURL()), slack.OptionAppLevelToken(h.ls.AppToken()))
+	api := slack.New(h.Slack.BotToken(), slack.OptionAPIURL(h.Slack.APIURL()), slack.OptionAppLevelToken(h.Slack.AppToken()))
 	bo := bot.Options{
-		API: api, Mode: h.mode, SigningSecret: h.ls.SigningSecret(), Store: st, Rules: testRules, Planner: h.w,
+		API: api, Mode: h.mode, SigningSecret: h.Slack.SigningSecret(), Store: st, Rules: testRules, Planner: h.w,
 		Approvers: config.Who{UserGroups: []string{"@" + localslack.LeadsHandle}},
 		Starters:  config.Who{UserGroups: []string{localslack.LeadsGroupID}, Users: []string{localslack.OnCallID, localslack.GuestID}},
 		Channels:  []string{localslack.ChannelID},
@@ -362,7 +323,7 @@ func (h *harness) open(path string, opts ...harnessOpt) {
 		CallTimeout: 5 * time.Second, HomeRefresh: 100 * time.Millisecond,
 	}
 	for _, o := range opts {
-		o(&bo, &ro, h.ls)
+		o(&bo, &ro, h.Slack)
 	}
 	rn, err := runner.New(ro)
 	if err != nil {
@@ -377,22 +338,14 @@ func (h *harness) open(path string, opts ...harnessOpt) {
 	if h.mode == bot.ModeHTTP {
 		srv = httptest.NewServer(b.Handler())
 		h.srvURL = srv.URL
-		h.ls.SetEndpoints(localslack.Endpoints{Commands: srv.URL + "/slack/commands",
-			Interactions: srv.URL + "/slack/interactions", Events: srv.URL + "/slack/events"})
+		h.RouteHTTP(srv.URL)
 	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(rctx) }()
+	// Not h.Ctx: a test's bot lives until the test stops it.
+	stopRun := testenv.Go(context.Background(), 30*time.Second, b.Run)
 	h.st, h.rn, h.bot = st, rn, b
 	h.stop = func() {
-		rcancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("bot.Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("bot.Run did not return")
+		if err := stopRun(); err != nil {
+			t.Errorf("bot.Run: %v", err)
 		}
 		rn.Close()
 		if srv != nil {
@@ -402,9 +355,9 @@ func (h *harness) open(path string, opts ...harnessOpt) {
 			t.Errorf("closing store: %v", err)
 		}
 	}
-	h.eventually("bot ready", func() bool { return b.Ready() == nil })
+	h.Eventually("bot ready", func() bool { return b.Ready() == nil })
 	if h.mode == bot.ModeSocket {
-		h.eventually("socket open", func() bool { return h.ls.Sockets().Open == 1 })
+		h.Eventually("socket open", func() bool { return h.Slack.Sockets().Open == 1 })
 	}
 }
 
@@ -414,57 +367,23 @@ func (h *harness) restart(opts ...harnessOpt) {
 	path := h.st.Path()
 	h.stop()
 	h.open(path, opts...)
-	if _, err := h.rn.Resume(h.ctx); err != nil {
-		h.t.Fatalf("resume: %v", err)
+	if _, err := h.rn.Resume(h.Ctx); err != nil {
+		h.T.Fatalf("resume: %v", err)
 	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// eventually polls cond (it may read the store, the bot or localslack).
-func (h *harness) eventually(what string, cond func() bool) {
-	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) || h.ctx.Err() != nil {
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(15 * time.Millisecond)
-	}
-}
-
-func (h *harness) command(user, text string) localslack.Delivery {
-	h.t.Helper()
-	d, err := h.ls.SlashCommand(h.ctx, user, localslack.ChannelID, text)
-	if err != nil {
-		h.t.Fatalf("%s: %v (delivery %+v)", text, err, d)
-	}
-	return d
 }
 
 func (h *harness) runState(id string) steps.Run {
-	h.t.Helper()
-	run, _, err := h.rn.Load(h.ctx, id)
+	h.T.Helper()
+	run, _, err := h.rn.Load(h.Ctx, id)
 	if err != nil {
-		h.t.Fatalf("loading run %s: %v", id, err)
+		h.T.Fatalf("loading run %s: %v", id, err)
 	}
 	return run
 }
 
 func (h *harness) waitRun(id, what string, cond func(steps.Run) bool) steps.Run {
-	h.t.Helper()
-	var run steps.Run
-	h.eventually(what, func() bool {
-		r, _, err := h.rn.Load(h.ctx, id)
-		run = r
-		return err == nil && cond(r)
-	})
-	return run
+	h.T.Helper()
+	return h.WaitRun(h.rn, id, what, cond)
 }
 
 // checkedPending: the run waits at a manual step whose check said "not yet".
@@ -475,19 +394,17 @@ func checkedPending(step string) func(steps.Run) bool {
 	}
 }
 
-func at(status steps.RunStatus, step string) func(steps.Run) bool {
-	return func(r steps.Run) bool { return r.Status == status && r.Current == step }
-}
+var at = testenv.At
 
 // startRun has user start an upgrade and returns the run ID and the ts of
 // its parent message.
 func (h *harness) startRun(user, text string) (string, string) {
-	h.t.Helper()
-	before, _ := h.st.Runs(h.ctx, store.RunFilter{})
-	h.command(user, text)
+	h.T.Helper()
+	before, _ := h.st.Runs(h.Ctx, store.RunFilter{})
+	h.Command(user, text)
 	var id string
-	h.eventually("the run to be stored", func() bool {
-		runs, _ := h.st.Runs(h.ctx, store.RunFilter{})
+	h.Eventually("the run to be stored", func() bool {
+		runs, _ := h.st.Runs(h.Ctx, store.RunFilter{})
 		if len(runs) > len(before) {
 			id = runs[0].ID
 			return true
@@ -500,10 +417,10 @@ func (h *harness) startRun(user, text string) (string, string) {
 
 // parent waits for the run's parent message.
 func (h *harness) parent(id string) string {
-	h.t.Helper()
+	h.T.Helper()
 	var ts string
-	h.eventually("parent message of "+id, func() bool {
-		for _, m := range h.ls.Channel(localslack.ChannelName) {
+	h.Eventually("parent message of "+id, func() bool {
+		for _, m := range h.Slack.Channel(localslack.ChannelName) {
 			if m.ThreadTS != m.TS && m.ThreadTS != "" {
 				continue
 			}
@@ -529,10 +446,10 @@ func unescapeJSON(s string) string {
 
 // threadMsg waits for a thread reply containing all of subs and returns it.
 func (h *harness) threadMsg(parent string, subs ...string) localslack.Message {
-	h.t.Helper()
+	h.T.Helper()
 	var out localslack.Message
-	h.eventually(fmt.Sprintf("a thread message with %q", subs), func() bool {
-		for _, m := range h.ls.Thread(parent) {
+	h.Eventually(fmt.Sprintf("a thread message with %q", subs), func() bool {
+		for _, m := range h.Slack.Thread(parent) {
 			txt := msgText(m)
 			ok := true
 			for _, s := range subs {
@@ -552,56 +469,23 @@ func (h *harness) threadMsg(parent string, subs ...string) localslack.Message {
 
 // current re-reads a message.
 func (h *harness) current(ts string) localslack.Message {
-	m, ok := h.ls.Message(ts)
+	m, ok := h.Slack.Message(ts)
 	if !ok {
-		h.t.Fatalf("message %s is gone", ts)
+		h.T.Fatalf("message %s is gone", ts)
 	}
 	return m
 }
 
-// buttonValue finds a button's value in a message's blocks.
-func buttonValue(m localslack.Message, actionID string) (string, bool) {
-	var blocks []struct {
-		Elements []struct {
-			ActionID string `json:"action_id"`
-			Value    string `json:"value"`
-		} `json:"elements"`
-	}
-	_ = json.Unmarshal(m.Blocks, &blocks)
-	for _, b := range blocks {
-		for _, e := range b.Elements {
-			if e.ActionID == actionID {
-				return e.Value, true
-			}
-		}
-	}
-	return "", false
-}
+var buttonValue = testenv.ButtonValue
 
 func hasButtons(m localslack.Message) bool { return strings.Contains(string(m.Blocks), `"action_id"`) }
 
-func (h *harness) click(user string, m localslack.Message, actionID string, opts ...localslack.DeliverOption) localslack.Delivery {
-	h.t.Helper()
-	val, ok := buttonValue(m, actionID)
-	if !ok {
-		h.t.Fatalf("message %s has no %s button: %s", m.TS, actionID, msgText(m))
-	}
-	d, err := h.ls.Click(h.ctx, user, localslack.ChannelID, m.TS, actionID, val, opts...)
-	if err != nil {
-		h.t.Fatalf("click %s by %s: %v", actionID, user, err)
-	}
-	if !d.Acked {
-		h.t.Fatalf("click %s not acked: %+v", actionID, d)
-	}
-	return d
-}
-
 // ephemeral waits for an ephemeral message to user containing sub.
 func (h *harness) ephemeral(user, sub string) localslack.Ephemeral {
-	h.t.Helper()
+	h.T.Helper()
 	var out localslack.Ephemeral
-	h.eventually(fmt.Sprintf("an ephemeral to %s with %q", user, sub), func() bool {
-		for _, e := range h.ls.Ephemerals(user) {
+	h.Eventually(fmt.Sprintf("an ephemeral to %s with %q", user, sub), func() bool {
+		for _, e := range h.Slack.Ephemerals(user) {
 			if strings.Contains(e.Text+unescapeJSON(string(e.Blocks)), sub) {
 				out = e
 				return true
@@ -614,9 +498,9 @@ func (h *harness) ephemeral(user, sub string) localslack.Ephemeral {
 
 // audits counts the run's audit entries of a kind.
 func (h *harness) audits(id, kind string) int {
-	es, err := h.st.Audit(h.ctx, id)
+	es, err := h.st.Audit(h.Ctx, id)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	n := 0
 	for _, e := range es {
@@ -629,19 +513,8 @@ func (h *harness) audits(id, kind string) int {
 
 // delivered waits until the run's whole outbox is delivered.
 func (h *harness) delivered(id string) {
-	h.t.Helper()
-	h.eventually("outbox of "+id+" delivered", func() bool {
-		msgs, err := h.st.Outbox(h.ctx, id)
-		if err != nil {
-			return false
-		}
-		for _, m := range msgs {
-			if !m.Delivered {
-				return false
-			}
-		}
-		return true
-	})
+	h.T.Helper()
+	h.Delivered(h.st, id, 0)
 }
 
 // eachMode runs a subtest per transport.

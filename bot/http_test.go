@@ -31,23 +31,23 @@ func TestHTTPSignatures(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := strings.Count(h.logs.String(), c.reason)
-			d, err := h.ls.SlashCommand(h.ctx, localslack.OnCallID, localslack.ChannelID, "/kong upgrade start prod to 0.14.1", c.opt)
+			before := strings.Count(h.Logs.String(), c.reason)
+			d, err := h.Slack.SlashCommand(h.Ctx, localslack.OnCallID, localslack.ChannelID, "/kong upgrade start prod to 0.14.1", c.opt)
 			if err == nil || d.Status != http.StatusUnauthorized {
 				t.Fatalf("status %d, err %v; want 401", d.Status, err)
 			}
-			if strings.Count(h.logs.String(), c.reason) <= before {
+			if strings.Count(h.Logs.String(), c.reason) <= before {
 				t.Errorf("no logged reason %q", c.reason)
 			}
 		})
 	}
-	if runs, _ := h.st.Runs(h.ctx, store.RunFilter{}); len(runs) != 0 {
+	if runs, _ := h.st.Runs(h.Ctx, store.RunFilter{}); len(runs) != 0 {
 		t.Fatalf("a rejected request started %d runs", len(runs))
 	}
 	// A click forged in a lead's name is refused the same way.
 	id, _, appr := h.toApproval(localslack.OnCallID)
 	val, _ := buttonValue(appr, "step_approve")
-	d, err := h.ls.Click(h.ctx, localslack.OnCallID, localslack.ChannelID, appr.TS, "step_approve", val, localslack.Tampered())
+	d, err := h.Slack.Click(h.Ctx, localslack.OnCallID, localslack.ChannelID, appr.TS, "step_approve", val, localslack.Tampered())
 	if err == nil || d.Status != http.StatusUnauthorized {
 		t.Fatalf("tampered click: status %d, err %v", d.Status, err)
 	}
@@ -62,12 +62,12 @@ func TestHTTPReplay(t *testing.T) {
 	h := newHarness(t, bot.ModeHTTP, newWorld013())
 	form := url.Values{"command": {"/kong"}, "text": {"upgrade start prod to 0.14.1"}, "user_id": {localslack.OnCallID},
 		"user_name": {"olivia"}, "channel_id": {localslack.ChannelID}, "channel_name": {localslack.ChannelName},
-		"team_id": {localslack.TeamID}, "trigger_id": {"1.2.replayed"}, "response_url": {h.ls.URL() + "resp/none"}}
+		"team_id": {localslack.TeamID}, "trigger_id": {"1.2.replayed"}, "response_url": {h.Slack.URL() + "resp/none"}}
 	body := form.Encode()
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	sig := localslack.Sign(h.ls.SigningSecret(), ts, []byte(body))
+	sig := localslack.Sign(h.Slack.SigningSecret(), ts, []byte(body))
 	for i := range 3 {
-		req, _ := http.NewRequestWithContext(h.ctx, http.MethodPost, h.srvURL+"/slack/commands", strings.NewReader(body))
+		req, _ := http.NewRequestWithContext(h.Ctx, http.MethodPost, h.srvURL+"/slack/commands", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("X-Slack-Request-Timestamp", ts)
 		req.Header.Set("X-Slack-Signature", sig)
@@ -83,7 +83,7 @@ func TestHTTPReplay(t *testing.T) {
 	}
 	h.parent("r1")
 	time.Sleep(200 * time.Millisecond) // give a wrongly accepted replay the time to show
-	if runs, _ := h.st.Runs(h.ctx, store.RunFilter{}); len(runs) != 1 {
+	if runs, _ := h.st.Runs(h.Ctx, store.RunFilter{}); len(runs) != 1 {
 		t.Fatalf("replays started %d runs, want 1", len(runs))
 	}
 }
@@ -93,9 +93,9 @@ func TestURLVerification(t *testing.T) {
 	h := newHarness(t, bot.ModeHTTP, newWorld013())
 	body := `{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}`
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req, _ := http.NewRequestWithContext(h.ctx, http.MethodPost, h.srvURL+"/slack/events", strings.NewReader(body))
+	req, _ := http.NewRequestWithContext(h.Ctx, http.MethodPost, h.srvURL+"/slack/events", strings.NewReader(body))
 	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", localslack.Sign(h.ls.SigningSecret(), ts, []byte(body)))
+	req.Header.Set("X-Slack-Signature", localslack.Sign(h.Slack.SigningSecret(), ts, []byte(body)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

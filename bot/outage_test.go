@@ -35,24 +35,24 @@ func TestSlackOutageDuringRun(t *testing.T) {
 			{Method: "chat.update", Kind: localslack.Down, For: 3 * time.Second},
 			{Method: "files.getUploadURLExternal", Kind: localslack.Down, For: 3 * time.Second},
 		} {
-			if _, err := h.ls.Inject(f); err != nil {
+			if _, err := h.Slack.Inject(f); err != nil {
 				t.Fatal(err)
 			}
 		}
-		h.click(localslack.Lead1ID, appr, "step_approve")
+		h.Click(localslack.Lead1ID, appr, "step_approve")
 		h.waitRun(id, "decommission checked and waiting", checkedPending("hop1.decommission-old"))
 		w.stopGen("0.13.1")
 		// The decommission message may not be in Slack yet: mark it done
 		// through the command line's twin, the engine event, as the timer
 		// would.
-		if _, err := h.rn.Send(h.ctx, id, steps.Event{Kind: steps.EvMarkDone, Step: "hop1.decommission-old", User: localslack.OnCallID}); err != nil {
+		if _, err := h.rn.Send(h.Ctx, id, steps.Event{Kind: steps.EvMarkDone, Step: "hop1.decommission-old", User: localslack.OnCallID}); err != nil {
 			t.Fatal(err)
 		}
 		h.waitRun(id, "succeeded", func(r steps.Run) bool { return r.Status == steps.RunSucceeded })
 		h.delivered(id)
 
 		var faulted int
-		for _, c := range append(h.ls.Calls("chat.postMessage"), h.ls.Calls("chat.update")...) {
+		for _, c := range append(h.Slack.Calls("chat.postMessage"), h.Slack.Calls("chat.update")...) {
 			if c.Fault != "" {
 				faulted++
 			}
@@ -66,7 +66,7 @@ func TestSlackOutageDuringRun(t *testing.T) {
 		if rl == 0 {
 			t.Errorf("no rate limit was reported to Metrics")
 		}
-		h.eventually("outbox depth back to 0", func() bool {
+		h.Eventually("outbox depth back to 0", func() bool {
 			h.metrics.mu.Lock()
 			defer h.metrics.mu.Unlock()
 			return h.metrics.depth == 0
@@ -78,7 +78,7 @@ func TestSlackOutageDuringRun(t *testing.T) {
 		h.metrics.mu.Unlock()
 
 		// Every post of the run is in Slack exactly once, in outbox order.
-		msgs, _ := h.st.Outbox(h.ctx, id)
+		msgs, _ := h.st.Outbox(h.Ctx, id)
 		keyed := map[string]bool{}
 		wantPosts := 0
 		for _, m := range msgs {
@@ -93,7 +93,7 @@ func TestSlackOutageDuringRun(t *testing.T) {
 		}
 		all := []localslack.Message{h.current(parent)}
 		files := 0
-		for _, m := range h.ls.Thread(parent) {
+		for _, m := range h.Slack.Thread(parent) {
 			if len(m.Files) > 0 {
 				files++ // the migration log, shared into the thread
 				continue
@@ -142,7 +142,7 @@ func TestSlackOutageDuringRun(t *testing.T) {
 			}
 		}
 		// Each step message shows its final state.
-		for _, m := range h.ls.Thread(parent) {
+		for _, m := range h.Slack.Thread(parent) {
 			txt := msgText(m)
 			if strings.Contains(txt, "Step ") && strings.Contains(txt, "*Status*") && !strings.Contains(txt, ":white_check_mark: succeeded") && !strings.Contains(txt, "skipped") {
 				t.Errorf("step message not in its final state: %s", txt)
@@ -190,7 +190,7 @@ func TestLostAnswersDoNotDuplicate(t *testing.T) {
 		t.Fatalf("lost %d answers, want 2", lossy.lost)
 	}
 	tops := 0
-	for _, m := range h.ls.Channel(localslack.ChannelName) {
+	for _, m := range h.Slack.Channel(localslack.ChannelName) {
 		if strings.Contains(m.Text, "Kong upgrade "+id+" ") {
 			tops++
 		}
@@ -198,7 +198,7 @@ func TestLostAnswersDoNotDuplicate(t *testing.T) {
 	if tops != 1 {
 		t.Errorf("%d parent messages, want 1", tops)
 	}
-	msgs, _ := h.st.Outbox(h.ctx, id)
+	msgs, _ := h.st.Outbox(h.Ctx, id)
 	posts := 0
 	seen := map[string]bool{}
 	for _, m := range msgs {
@@ -207,10 +207,10 @@ func TestLostAnswersDoNotDuplicate(t *testing.T) {
 			seen[m.Key] = true
 		}
 	}
-	if got := len(h.ls.Thread(parent)); got != posts {
+	if got := len(h.Slack.Thread(parent)); got != posts {
 		t.Errorf("%d thread messages, want %d (one per post)", got, posts)
 	}
-	if n := strings.Count(h.logs.String(), "found an earlier attempt's post in Slack"); n != 2 {
+	if n := strings.Count(h.Logs.String(), "found an earlier attempt's post in Slack"); n != 2 {
 		t.Errorf("the bot found %d lost posts in Slack, want 2 (the parent, then a thread reply)", n)
 	}
 }
@@ -220,13 +220,13 @@ func TestLostAnswersDoNotDuplicate(t *testing.T) {
 // delivers them once it can.
 func TestNotInChannelWaits(t *testing.T) {
 	h := newHarness(t, bot.ModeHTTP, newWorld013())
-	if _, err := h.ls.Inject(localslack.Fault{Method: "chat.postMessage", Kind: localslack.SlackError, Error: "not_in_channel", Count: 3}); err != nil {
+	if _, err := h.Slack.Inject(localslack.Fault{Method: "chat.postMessage", Kind: localslack.SlackError, Error: "not_in_channel", Count: 3}); err != nil {
 		t.Fatal(err)
 	}
 	id, parent := h.startRun(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
 	h.waitRun(id, "provision step waiting", at(steps.RunWaitingManual, "hop1.provision-new-nodes"))
 	h.delivered(id)
-	if !strings.Contains(h.logs.String(), "invite the bot to it") {
+	if !strings.Contains(h.Logs.String(), "invite the bot to it") {
 		t.Errorf("no hint to invite the bot in the log")
 	}
 	h.threadMsg(parent, "Provision 0.14.1 nodes", "step_done")

@@ -31,27 +31,27 @@ type scheduler struct {
 }
 
 func newScheduler(h *harness, clock *schedule.FakeClock, rules steps.ApprovalRules) *scheduler {
-	h.t.Helper()
+	h.T.Helper()
 	s, err := schedule.New(schedule.Options{Store: h.st, Runs: h.rn, Rules: rules, Clock: clock})
 	if err != nil {
-		h.t.Fatalf("schedule.New: %v", err)
+		h.T.Fatalf("schedule.New: %v", err)
 	}
 	return &scheduler{h: h, s: s, clock: clock}
 }
 
 // at moves the clock to t and does what is due then.
 func (s *scheduler) at(t time.Time) {
-	s.h.t.Helper()
+	s.h.T.Helper()
 	s.clock.Set(t)
-	if err := s.s.Tick(s.h.ctx); err != nil {
-		s.h.t.Fatalf("tick at %s: %v", t.Format(time.RFC3339), err)
+	if err := s.s.Tick(s.h.Ctx); err != nil {
+		s.h.T.Fatalf("tick at %s: %v", t.Format(time.RFC3339), err)
 	}
 }
 
 // threadCount counts the thread messages containing sub.
 func (h *harness) threadCount(parent, sub string) int {
 	n := 0
-	for _, m := range h.ls.Thread(parent) {
+	for _, m := range h.Slack.Thread(parent) {
 		if strings.Contains(msgText(m), sub) {
 			n++
 		}
@@ -60,10 +60,10 @@ func (h *harness) threadCount(parent, sub string) int {
 }
 
 func (h *harness) executed(id, step string) bool {
-	h.t.Helper()
-	es, err := h.st.Audit(h.ctx, id)
+	h.T.Helper()
+	es, err := h.st.Audit(h.Ctx, id)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	for _, e := range es {
 		if e.Kind == "execute" && strings.Contains(e.Text, "starting "+step+",") {
@@ -121,7 +121,7 @@ func TestApprovalReminderExpiryAndRerequest(t *testing.T) {
 			return ok && r.Status == steps.RunPaused && st.Check != nil && st.Check.Pause != nil && st.Check.Pause.Kind == steps.PauseExpired
 		})
 		const expiredAt = "|2026-12-03T12:00:00Z> (after 2h); nothing was changed. Re-request to ask again."
-		h.eventually("approval buttons gone", func() bool {
+		h.Eventually("approval buttons gone", func() bool {
 			m := h.current(appr.TS)
 			return !hasButtons(m) && strings.Contains(msgText(m), "Approval request expired at <!date^") && strings.Contains(msgText(m), expiredAt)
 		})
@@ -136,25 +136,25 @@ func TestApprovalReminderExpiryAndRerequest(t *testing.T) {
 		}
 
 		// A client still showing the request cannot approve it.
-		h.click(localslack.Lead1ID, appr, "step_approve", localslack.AsSeen(appr))
+		h.Click(localslack.Lead1ID, appr, "step_approve", localslack.AsSeen(appr))
 		h.ephemeral(localslack.Lead1ID, "Nothing changed")
 		// Guests cannot ask again; the requester can.
-		h.click(localslack.GuestID, exp, "pause_re-request")
+		h.Click(localslack.GuestID, exp, "pause_re-request")
 		h.ephemeral(localslack.GuestID, "Only @kong-leads or the person who started run *"+id+"* can re-request the approval of *"+termOnTitle+"*")
 		if r := h.runState(id); r.Status != steps.RunPaused || h.executed(id, termOn) {
 			t.Fatalf("refused clicks moved the run: %s", r.Status)
 		}
-		h.click(localslack.OnCallID, exp, "pause_re-request")
+		h.Click(localslack.OnCallID, exp, "pause_re-request")
 		h.waitRun(id, "asked again", at(steps.RunAwaitingApproval, termOn))
 		h.threadMsg(parent, ":repeat: <@"+localslack.OnCallID+"> re-requested the approval of *"+termOnTitle+"*")
-		h.eventually("request open again, in place", func() bool {
+		h.Eventually("request open again, in place", func() bool {
 			m := h.current(appr.TS)
 			return hasButtons(m) && strings.Contains(msgText(m), "none yet") && !strings.Contains(msgText(m), "expired")
 		})
-		h.eventually("expired buttons gone", func() bool { return !hasButtons(h.current(exp.TS)) })
-		h.eventually("the leads reminded again", func() bool { return h.threadCount(parent, ":bell: Reminder") == 2 })
+		h.Eventually("expired buttons gone", func() bool { return !hasButtons(h.current(exp.TS)) })
+		h.Eventually("the leads reminded again", func() bool { return h.threadCount(parent, ":bell: Reminder") == 2 })
 
-		h.click(localslack.Lead1ID, h.current(appr.TS), "step_approve")
+		h.Click(localslack.Lead1ID, h.current(appr.TS), "step_approve")
 		h.waitRun(id, "outage group ran", at(steps.RunWaitingManual, "hop1.start-new-cluster"))
 		if !h.executed(id, termOn) || !h.executed(id, "hop1.migrations-up") {
 			t.Error("the outage steps did not run after the approval")
@@ -194,22 +194,22 @@ func TestChangeWindowWaitAndOverride(t *testing.T) {
 		sc := newScheduler(h, clock, rules)
 
 		id, parent, appr := h.toApproval(localslack.OnCallID)
-		h.click(localslack.Lead1ID, appr, "step_approve")
+		h.Click(localslack.Lead1ID, appr, "step_approve")
 		h.waitRun(id, "waiting for the window", at(steps.RunPaused, termOn))
 		win := h.threadMsg(parent, "Step 6/12", "waiting for the window saturday-night that opens Sat 12 Dec 02:00 UTC",
 			"pause_override-window", "Override the window", "needs an extra approver", "audit log", "pause_abort")
 		if h.executed(id, termOn) {
 			t.Fatal("the step started outside its window")
 		}
-		h.eventually("approval decided", func() bool {
+		h.Eventually("approval decided", func() bool {
 			return strings.Contains(msgText(h.current(appr.TS)), "Approved by <@"+localslack.Lead1ID+">")
 		})
 
-		h.click(localslack.OnCallID, win, "pause_override-window")
+		h.Click(localslack.OnCallID, win, "pause_override-window")
 		h.ephemeral(localslack.OnCallID, "Overriding the change window for *"+termOnTitle+"* needs an extra approver from @kong-leads: someone who neither started the run nor approved the step; you are not in @kong-leads.")
-		h.click(localslack.Lead1ID, win, "pause_override-window")
+		h.Click(localslack.Lead1ID, win, "pause_override-window")
 		h.ephemeral(localslack.Lead1ID, "You approved *"+termOnTitle+"* already, so you cannot also override its change window")
-		h.eventually("refusals audited", func() bool { return h.audits(id, "refused-answer") == 2 })
+		h.Eventually("refusals audited", func() bool { return h.audits(id, "refused-answer") == 2 })
 
 		// A day later the window is still closed: the tick does nothing.
 		sc.at(t0.Add(24 * time.Hour))
@@ -217,14 +217,14 @@ func TestChangeWindowWaitAndOverride(t *testing.T) {
 			t.Fatalf("before the window: run %s", r.Status)
 		}
 
-		h.click(localslack.Lead2ID, h.current(win.TS), "pause_override-window")
+		h.Click(localslack.Lead2ID, h.current(win.TS), "pause_override-window")
 		h.waitRun(id, "outage group ran", at(steps.RunWaitingManual, "hop1.start-new-cluster"))
 		h.threadMsg(parent, ":warning: <@"+localslack.Lead2ID+"> overrode the change window: *"+termOnTitle+"* starts now")
-		h.eventually("step shows the override", func() bool {
+		h.Eventually("step shows the override", func() bool {
 			m := h.current(win.TS)
 			return !hasButtons(m) && strings.Contains(msgText(m), "Started outside its change window: overridden by <@"+localslack.Lead2ID+"> at <!date^")
 		})
-		es, err := h.st.Audit(h.ctx, id)
+		es, err := h.st.Audit(h.Ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,15 +258,15 @@ func TestWindowOpensAfterRefusedOverrides(t *testing.T) {
 		sc := newScheduler(h, clock, rules)
 
 		id, parent, appr := h.toApproval(localslack.Lead1ID)
-		h.click(localslack.Lead2ID, appr, "step_approve")
+		h.Click(localslack.Lead2ID, appr, "step_approve")
 		h.waitRun(id, "waiting for the window", at(steps.RunPaused, termOn))
 		win := h.threadMsg(parent, "waiting for the window saturday-night that opens Sat 12 Dec 02:00 UTC", "pause_override-window")
 
-		h.click(localslack.Lead1ID, win, "pause_override-window")
+		h.Click(localslack.Lead1ID, win, "pause_override-window")
 		h.ephemeral(localslack.Lead1ID, "You started run *"+id+"*, so you cannot override the change window for *"+termOnTitle+"*: that needs an extra approver from @kong-leads")
-		h.click(localslack.Lead2ID, win, "pause_override-window")
+		h.Click(localslack.Lead2ID, win, "pause_override-window")
 		h.ephemeral(localslack.Lead2ID, "You approved *"+termOnTitle+"* already")
-		h.eventually("refusals audited", func() bool { return h.audits(id, "refused-answer") == 2 })
+		h.Eventually("refusals audited", func() bool { return h.audits(id, "refused-answer") == 2 })
 
 		sc.at(opens.Add(-time.Second))
 		if r := h.runState(id); r.Status != steps.RunPaused || h.executed(id, termOn) {
@@ -274,7 +274,7 @@ func TestWindowOpensAfterRefusedOverrides(t *testing.T) {
 		}
 		sc.at(opens.Add(30 * time.Second))
 		h.waitRun(id, "outage group ran in the window", at(steps.RunWaitingManual, "hop1.start-new-cluster"))
-		h.eventually("window wait over", func() bool {
+		h.Eventually("window wait over", func() bool {
 			m := h.current(win.TS)
 			return !hasButtons(m) && strings.Contains(msgText(m), "Done") && !strings.Contains(msgText(m), "waiting for the window")
 		})

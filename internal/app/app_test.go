@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/kongbot/kongbot/config"
 	"github.com/kongbot/kongbot/internal/app"
 	"github.com/kongbot/kongbot/internal/pgtest"
+	"github.com/kongbot/kongbot/internal/testenv"
 	"github.com/kongbot/kongbot/kongsim"
 	"github.com/kongbot/kongbot/localslack"
 	"github.com/kongbot/kongbot/steps"
@@ -43,33 +43,12 @@ const (
 	secretAdminToken = "admin-token-Zk9LmP2qR7"
 )
 
-// syncBuffer is a log sink the test reads while the app writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // scenario is one kongbot built by app.New from a config file, against a
 // kongsim 0.13.1 gateway on a real Postgres and a localslack workspace.
 type scenario struct {
-	t     *testing.T
-	ctx   context.Context
-	ls    *localslack.Server
+	*testenv.Env
 	app   *app.App
 	build func() *app.App // a new App from the same config (a restart)
-	logs  *syncBuffer
 	dir   string
 	store string
 	stop  func() error
@@ -146,8 +125,10 @@ func newScenario(t *testing.T, mode string) *scenario {
 // newScenarioWith appends extra (top-level YAML) to the config.
 func newScenarioWith(t *testing.T, mode, extra string) *scenario {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
+	env := testenv.New(t, testenv.Options{Timeout: 3 * time.Minute, Wait: 60 * time.Second, Poll: 20 * time.Millisecond,
+		Slack:   localslack.Options{BotToken: secretBotToken, AppToken: secretAppToken, SigningSecret: secretSigning},
+		LogName: "app log (tail)", LogTail: 8000})
+	ctx, ls := env.Ctx, env.Slack
 	dir := t.TempDir()
 
 	dsn := pgtest.New(t)
@@ -166,12 +147,6 @@ func newScenarioWith(t *testing.T, mode, extra string) *scenario {
 	}))
 	t.Cleanup(upstream.Close)
 	adminPost(t, node.AdminURL()+"/apis", map[string]any{"name": "test", "uris": []string{"/test"}, "upstream_url": upstream.URL})
-
-	ls := localslack.New(localslack.Options{BotToken: secretBotToken, AppToken: secretAppToken, SigningSecret: secretSigning})
-	if err := ls.Start(ctx); err != nil {
-		t.Fatalf("localslack: %v", err)
-	}
-	t.Cleanup(func() { _ = ls.Close() })
 
 	// trust auth ignores the password, but the bot must still treat it as one.
 	pgDSN := strings.Replace(dsn, "postgres://postgres@", "postgres://postgres:"+secretPGPassword+"@", 1)
@@ -202,12 +177,7 @@ func newScenarioWith(t *testing.T, mode, extra string) *scenario {
 	if ps := cfg.Check(); len(ps) > 0 {
 		t.Fatalf("config: %v", ps)
 	}
-	logs := &syncBuffer{}
-	var w io.Writer = logs
-	if os.Getenv("KONGBOT_TEST_LOG") != "" {
-		w = io.MultiWriter(logs, os.Stderr)
-	}
-	log := app.NewLogger(w, slog.LevelDebug, app.NewRedactor(cfg))
+	log := app.NewLogger(env.Logs.Writer(), slog.LevelDebug, app.NewRedactor(cfg))
 	build := func() *app.App {
 		a, err := app.New(cfg, app.WithLogger(log), app.WithBotOptions(func(o *bot.Options) {
 			o.PollInterval, o.RetryBase, o.RetryMax = 20*time.Millisecond, 50*time.Millisecond, 500*time.Millisecond
@@ -217,148 +187,61 @@ func newScenarioWith(t *testing.T, mode, extra string) *scenario {
 			t.Fatalf("app.New: %v", err)
 		}
 		if mode == bot.ModeHTTP {
-			base := "http://" + a.HTTPAddr()
-			ls.SetEndpoints(localslack.Endpoints{Commands: base + "/slack/commands", Interactions: base + "/slack/interactions", Events: base + "/slack/events"})
+			env.RouteHTTP("http://" + a.HTTPAddr())
 		}
 		return a
 	}
-	s := &scenario{t: t, ctx: ctx, ls: ls, app: build(), build: build, logs: logs, dir: dir, store: storePath}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("app log (tail):\n%s", tail(logs.String(), 8000))
-		}
-	})
-	return s
+	return &scenario{Env: env, app: build(), build: build, dir: dir, store: storePath}
 }
 
-// start runs the app until the returned function stops it.
+// start runs the app until s.stop stops it.
 func (s *scenario) start() {
-	runCtx, cancel := context.WithCancel(s.ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.app.Run(runCtx) }()
-	var once sync.Once
-	var err error
-	s.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(60 * time.Second):
-				err = fmt.Errorf("app.Run did not return")
-			}
-		})
-		return err
-	}
-	s.t.Cleanup(func() { _ = s.stop() })
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-func (s *scenario) eventually(what string, cond func() bool) {
-	s.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) || s.ctx.Err() != nil {
-			s.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.stop = testenv.Go(s.Ctx, 60*time.Second, s.app.Run)
+	s.T.Cleanup(func() { _ = s.stop() })
 }
 
 func (s *scenario) get(path string) (int, string) {
-	s.t.Helper()
+	s.T.Helper()
 	resp, err := http.Get("http://" + s.app.HTTPAddr() + path)
 	if err != nil {
-		s.t.Fatalf("GET %s: %v", path, err)
+		s.T.Fatalf("GET %s: %v", path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
 
-func (s *scenario) command(user, text string) {
-	s.t.Helper()
-	d, err := s.ls.SlashCommand(s.ctx, user, localslack.ChannelID, text)
-	if err != nil || !d.Acked {
-		s.t.Fatalf("%s: %v (delivery %+v)", text, err, d)
-	}
-}
-
-func (s *scenario) run(id string) steps.Run {
-	s.t.Helper()
-	run, _, err := s.app.Runner().Load(s.ctx, id)
-	if err != nil {
-		s.t.Fatalf("loading run %s: %v", id, err)
-	}
-	return run
-}
-
 func (s *scenario) waitRun(id, what string, cond func(steps.Run) bool) steps.Run {
-	s.t.Helper()
-	var run steps.Run
-	s.eventually(what, func() bool {
-		r, _, err := s.app.Runner().Load(s.ctx, id)
-		run = r
-		return err == nil && cond(r)
-	})
-	return run
+	s.T.Helper()
+	return s.WaitRun(s.app.Runner(), id, what, cond)
 }
 
-func at(status steps.RunStatus, step string) func(steps.Run) bool {
-	return func(r steps.Run) bool { return r.Status == status && r.Current == step }
-}
-
-func button(m localslack.Message, actionID string) (string, bool) {
-	var blocks []struct {
-		Elements []struct {
-			ActionID string `json:"action_id"`
-			Value    string `json:"value"`
-		} `json:"elements"`
-	}
-	_ = json.Unmarshal(m.Blocks, &blocks)
-	for _, b := range blocks {
-		for _, e := range b.Elements {
-			if e.ActionID == actionID {
-				return e.Value, true
-			}
-		}
-	}
-	return "", false
-}
+var at = testenv.At
 
 // click waits for a message of the run's thread that has the button (and
 // mentions step, when given) and clicks it as user.
 func (s *scenario) click(user, actionID, step string) {
-	s.t.Helper()
+	s.T.Helper()
 	var msg localslack.Message
-	var val string
-	s.eventually("a "+actionID+" button for "+step, func() bool {
-		for _, m := range s.ls.Messages() {
-			if v, ok := button(m, actionID); ok && strings.Contains(v, step) {
-				msg, val = m, v
+	s.Eventually("a "+actionID+" button for "+step, func() bool {
+		for _, m := range s.Slack.Messages() {
+			if v, ok := testenv.ButtonValue(m, actionID); ok && strings.Contains(v, step) {
+				msg = m
 				return true
 			}
 		}
 		return false
 	})
-	d, err := s.ls.Click(s.ctx, user, localslack.ChannelID, msg.TS, actionID, val)
-	if err != nil || !d.Acked {
-		s.t.Fatalf("click %s by %s: %v (%+v)", actionID, user, err, d)
-	}
+	s.Click(user, msg, actionID)
 }
 
 // startRun has the on-call engineer start an upgrade to 0.14.1 and waits
 // for its first manual step.
 func (s *scenario) startRun() string {
-	s.command(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
+	s.Command(localslack.OnCallID, "/kong upgrade start prod to 0.14.1")
 	var id string
-	s.eventually("the run to be stored", func() bool {
-		runs, _ := s.app.Store().Runs(s.ctx, store.RunFilter{})
+	s.Eventually("the run to be stored", func() bool {
+		runs, _ := s.app.Store().Runs(s.Ctx, store.RunFilter{})
 		if len(runs) == 1 {
 			id = runs[0].ID
 			return true
@@ -375,7 +258,7 @@ func (s *scenario) startRun() string {
 // schema (so the step fails), then abort with the request-termination
 // rollback. It returns the run ID.
 func (s *scenario) upgradeUntilAborted() string {
-	t := s.t
+	t := s.T
 	id := s.startRun()
 	s.click(localslack.OnCallID, "step_done", "hop1.provision-new-nodes")
 	run := s.waitRun(id, "the outage approval", func(r steps.Run) bool {
@@ -390,21 +273,10 @@ func (s *scenario) upgradeUntilAborted() string {
 	if st, _ := run.Step("hop1.termination-on"); st.Status != steps.StepSucceeded {
 		t.Fatalf("termination-on is %s: %s", st.Status, st.Error)
 	}
-	s.command(localslack.OnCallID, "/kong upgrade abort "+id+" the migration did nothing")
+	s.Command(localslack.OnCallID, "/kong upgrade abort "+id+" the migration did nothing")
 	s.click(localslack.Lead1ID, "rollback_"+string(steps.RollbackRemoveTermination), id)
 	s.waitRun(id, "the run to be aborted", func(r steps.Run) bool { return r.Status == steps.RunAborted })
-	s.eventually("the outbox to drain", func() bool {
-		msgs, err := s.app.Store().Outbox(s.ctx, id)
-		if err != nil {
-			return false
-		}
-		for _, m := range msgs {
-			if !m.Delivered {
-				return false
-			}
-		}
-		return len(msgs) > 0
-	})
+	s.Delivered(s.app.Store(), id, 1)
 	return id
 }
 
@@ -456,19 +328,19 @@ func value(mfs map[string]*dto.MetricFamily, name string, want map[string]string
 func TestRunMovesMetricsAndProbesReportReadiness(t *testing.T) {
 	s := newScenario(t, bot.ModeSocket)
 	// Slack refuses auth.test until the fault is removed: not ready.
-	removeFault, err := s.ls.Inject(localslack.Fault{Method: "auth.test", Kind: localslack.ServerError})
+	removeFault, err := s.Slack.Inject(localslack.Fault{Method: "auth.test", Kind: localslack.ServerError})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.start()
-	s.eventually("healthz", func() bool { code, _ := s.get("/healthz"); return code == http.StatusOK })
+	s.Eventually("healthz", func() bool { code, _ := s.get("/healthz"); return code == http.StatusOK })
 	if code, body := s.get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "slack") {
 		t.Fatalf("readyz before Slack answers: %d %q, want 503 naming slack", code, body)
 	}
 	removeFault()
-	s.eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	s.Eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
 	// One rate limit on the first post: the bot waits and delivers anyway.
-	if _, err := s.ls.Inject(localslack.Fault{Method: "chat.postMessage", Kind: localslack.RateLimited, RetryAfter: 1, Count: 1}); err != nil {
+	if _, err := s.Slack.Inject(localslack.Fault{Method: "chat.postMessage", Kind: localslack.RateLimited, RetryAfter: 1, Count: 1}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -485,7 +357,7 @@ func TestRunMovesMetricsAndProbesReportReadiness(t *testing.T) {
 
 	// The bot reports the outbox depth about once a second.
 	var mfs map[string]*dto.MetricFamily
-	s.eventually("outbox depth 0 in /metrics", func() bool {
+	s.Eventually("outbox depth 0 in /metrics", func() bool {
 		_, body = s.get("/metrics")
 		mfs = scrape(t, body)
 		n, ok := value(mfs, "kongbot_outbox_depth", nil)
@@ -527,7 +399,7 @@ func TestRunMovesMetricsAndProbesReportReadiness(t *testing.T) {
 
 	// Logs are JSON with run and step fields.
 	sawStep := false
-	for _, line := range strings.Split(strings.TrimSpace(s.logs.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(s.Logs.String()), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line is not JSON: %q", line)
@@ -552,7 +424,7 @@ func TestRunMovesMetricsAndProbesReportReadiness(t *testing.T) {
 		t.Fatalf("store still held after Run returned: %v", err)
 	}
 	defer st.Close()
-	if v, err := st.VerifyAudit(s.ctx); err != nil || !v.OK() {
+	if v, err := st.VerifyAudit(s.Ctx); err != nil || !v.OK() {
 		t.Fatalf("audit chain: %+v, %v", v, err)
 	}
 }
@@ -560,17 +432,17 @@ func TestRunMovesMetricsAndProbesReportReadiness(t *testing.T) {
 func TestNoSecretInLogsMessagesOrStore(t *testing.T) {
 	s := newScenario(t, bot.ModeHTTP)
 	s.start()
-	s.eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	s.Eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
 	id := s.upgradeUntilAborted()
 	// The DSN reached the migration command: its output line is in the
 	// thread, with the password redacted.
-	s.eventually("the migration output with the DSN redacted", func() bool {
-		for _, m := range s.ls.Messages() {
+	s.Eventually("the migration output with the DSN redacted", func() bool {
+		for _, m := range s.Slack.Messages() {
 			if strings.Contains(m.Text+string(m.Blocks), "kong migrations up --pg postgres://postgres:") {
 				return true
 			}
 		}
-		for _, f := range s.ls.Files() {
+		for _, f := range s.Slack.Files() {
 			if strings.Contains(string(f.Content), "kong migrations up --pg") {
 				return true
 			}
@@ -588,24 +460,24 @@ func TestNoSecretInLogsMessagesOrStore(t *testing.T) {
 		t.Fatalf("store file does not hold run %s: not the file the app wrote", id)
 	}
 	var slackText strings.Builder
-	for _, m := range s.ls.Messages() {
+	for _, m := range s.Slack.Messages() {
 		slackText.WriteString(m.Text)
 		slackText.Write(m.Blocks)
 	}
 	for _, u := range []string{localslack.OnCallID, localslack.Lead1ID, localslack.Lead2ID} {
-		for _, e := range s.ls.Ephemerals(u) {
+		for _, e := range s.Slack.Ephemerals(u) {
 			slackText.WriteString(e.Text)
 			slackText.Write(e.Blocks)
 		}
 	}
-	for _, f := range s.ls.Files() {
+	for _, f := range s.Slack.Files() {
 		slackText.Write(f.Content)
 	}
-	for _, r := range s.ls.Responses() {
+	for _, r := range s.Slack.Responses() {
 		b, _ := json.Marshal(r)
 		slackText.Write(b)
 	}
-	logs := s.logs.String()
+	logs := s.Logs.String()
 	if !strings.Contains(logs, `"run_id":"`+id+`"`) {
 		t.Fatalf("the captured logs do not cover the run")
 	}
@@ -626,25 +498,25 @@ func TestNoSecretInLogsMessagesOrStore(t *testing.T) {
 func TestRestartResumesTheRun(t *testing.T) {
 	s := newScenario(t, bot.ModeSocket)
 	s.start()
-	s.eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	s.Eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
 	id := s.startRun()
 	if err := s.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	s.app = s.build()
 	s.start()
-	s.eventually("readyz 200 after the restart", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	s.Eventually("readyz 200 after the restart", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
 	_, body := s.get("/metrics")
 	if n, _ := value(scrape(t, body), "kongbot_runs", map[string]string{"state": string(steps.RunWaitingManual)}); n != 1 {
 		t.Fatalf("kongbot_runs{state=waiting-manual} = %v after the restart, want 1", n)
 	}
-	runs, err := admin.NewClient(s.app.AdminAddr()).Runs(s.ctx, store.RunFilter{ActiveOnly: true})
+	runs, err := admin.NewClient(s.app.AdminAddr()).Runs(s.Ctx, store.RunFilter{ActiveOnly: true})
 	if err != nil || len(runs) != 1 || runs[0].ID != id {
 		t.Fatalf("admin endpoint runs = %+v, %v; want run %s", runs, err, id)
 	}
 	s.click(localslack.OnCallID, "step_done", "hop1.provision-new-nodes")
 	s.waitRun(id, "the outage approval after the restart", at(steps.RunAwaitingApproval, "hop1.termination-on"))
-	if !strings.Contains(s.logs.String(), `"msg":"resuming run","component":"runner","run_id":"`+id+`"`) {
+	if !strings.Contains(s.Logs.String(), `"msg":"resuming run","component":"runner","run_id":"`+id+`"`) {
 		t.Errorf("no resume logged for %s", id)
 	}
 }
@@ -661,7 +533,7 @@ change_windows:
   - {name: test-window, start: "0 %d * * *", duration: 1h, gateways: [prod]}
 `, opens.Hour()))
 	s.start()
-	s.eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
+	s.Eventually("readyz 200", func() bool { code, _ := s.get("/readyz"); return code == http.StatusOK })
 	id := s.startRun()
 	s.click(localslack.OnCallID, "step_done", "hop1.provision-new-nodes")
 	s.waitRun(id, "the outage approval", at(steps.RunAwaitingApproval, "hop1.termination-on"))
@@ -685,11 +557,7 @@ change_windows:
 func TestHTTPModeListeners(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ls := localslack.New(localslack.Options{})
-	if err := ls.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
+	ls := testenv.StartSlack(t, ctx, localslack.Options{})
 	t.Setenv("TEST_KONGBOT_BOT_TOKEN", ls.BotToken())
 	t.Setenv("TEST_KONGBOT_SIGNING_SECRET", ls.SigningSecret())
 	t.Setenv("TEST_KONGBOT_PG_DSN", "postgres://kong:pw-unused@127.0.0.1:1/kong")
@@ -751,12 +619,9 @@ gateways:
 			if err != nil {
 				t.Fatal(err)
 			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- a.Run(runCtx) }()
+			stop := testenv.Go(ctx, 30*time.Second, a.Run)
 			defer func() {
-				stop()
-				if err := <-done; err != nil {
+				if err := stop(); err != nil {
 					t.Errorf("Run: %v", err)
 				}
 			}()
@@ -793,11 +658,7 @@ gateways:
 func TestRunFailsWhenSlackRefusesTheToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ls := localslack.New(localslack.Options{})
-	if err := ls.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer ls.Close()
+	ls := testenv.StartSlack(t, ctx, localslack.Options{})
 	t.Setenv("TEST_KONGBOT_BOT_TOKEN", "xoxb-not-the-workspace-token")
 	t.Setenv("TEST_KONGBOT_APP_TOKEN", ls.AppToken())
 	t.Setenv("TEST_KONGBOT_PG_DSN", "postgres://kong:pw-unused@127.0.0.1:1/kong")
