@@ -16,20 +16,35 @@ import (
 )
 
 // BenchmarkConvert converts and verifies n APIs with one key-auth plugin
-// each on a kongsim 0.14.1 node (real PostgreSQL), with the default
-// concurrency and one at a time. Each iteration builds its datastore
-// outside the timer. The journal is the runner's, on a bbolt store file
-// (every durable write fsynced), as in a real run.
+// each on a kongsim 0.14.1 node, with the default concurrency and one at a
+// time. Each iteration builds its datastore outside the timer. The journal
+// is the runner's, on a bbolt store file (every durable write fsynced), as
+// in a real run.
+//
+// The headline datastore is durable (fsync and synchronous_commit on, as a
+// production Kong datastore runs): every Admin API write then waits for
+// its WAL flush, which one-at-a-time conversion pays in series and
+// concurrent conversion shares (group commit). "nosync" is the test
+// suite's PostgreSQL (fsync off): only CPU is left to overlap there.
 //
 //	go test -run '^$' -bench BenchmarkConvert -benchtime 1x ./kong/
+//
+// Besides the time, each case reports the CPU the benchmark process (bot
+// and kongsim) and the PostgreSQL server (when it runs on this machine)
+// spent in the timed part, and the 1-minute load average before and after.
 func BenchmarkConvert(b *testing.B) {
-	// delay models a remote gateway: kongsim holds every Admin API and
-	// proxy request that long (its fault control), as a network hop would.
-	cases := []struct {
+	type benchCase struct {
+		datastore         string // "durable" or "nosync"
 		apis, concurrency int
-		delay             time.Duration
-	}{{10000, 16, 0}, {1000, 1, 0}, {2000, 16, 5 * time.Millisecond}, {300, 1, 5 * time.Millisecond}}
-	// KONG_BENCH_APIS=n:c[:delay] runs one other case, e.g. 10000:16:5ms.
+		delay             time.Duration // kongsim holds every request this long
+		pgCPU             bool
+	}
+	cases := []benchCase{
+		{"durable", 10000, 16, 0, true}, {"durable", 2000, 1, 0, true},
+		{"nosync", 10000, 16, 0, true}, {"nosync", 2000, 1, 0, true},
+	}
+	// KONG_BENCH_APIS=n:c[:delay] runs one other case, e.g. 10000:16:5ms;
+	// KONG_BENCH_DATASTORE=nosync runs it on the fsync-off server.
 	if v := os.Getenv("KONG_BENCH_APIS"); v != "" {
 		parts := strings.Split(v, ":")
 		var n, k int
@@ -38,18 +53,32 @@ func BenchmarkConvert(b *testing.B) {
 		if err == nil && len(parts) == 3 {
 			d, err = time.ParseDuration(parts[2])
 		}
-		if err != nil || len(parts) > 3 {
+		if err != nil || len(parts) > 3 || n <= 0 || k <= 0 {
 			b.Fatalf("KONG_BENCH_APIS=%q: want n:concurrency[:delay]", v)
 		}
-		cases = cases[:1]
-		cases[0].apis, cases[0].concurrency, cases[0].delay = n, k, d
+		ds := os.Getenv("KONG_BENCH_DATASTORE")
+		if ds == "" {
+			ds = "durable"
+		}
+		if ds != "durable" && ds != "nosync" {
+			b.Fatalf("KONG_BENCH_DATASTORE=%q: want durable or nosync", ds)
+		}
+		cases = []benchCase{{ds, n, k, d, true}}
 	}
 	for _, bc := range cases {
-		b.Run(fmt.Sprintf("apis=%d/concurrency=%d/delay=%s", bc.apis, bc.concurrency, bc.delay), func(b *testing.B) {
-			var total time.Duration
+		name := fmt.Sprintf("datastore=%s/apis=%d/concurrency=%d/delay=%s", bc.datastore, bc.apis, bc.concurrency, bc.delay)
+		b.Run(name, func(b *testing.B) {
+			var total, cpu, pgCPU time.Duration
+			pgKnown := true
+			load0 := loadAvg1()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				dsn := pgtest.New(b)
+				var dsn string
+				if bc.datastore == "durable" {
+					dsn = pgtest.NewDurable(b)
+				} else {
+					dsn = pgtest.New(b)
+				}
 				simMigrate(b, dsn, "0.14.1", "up")
 				fill014(b, dsn, bc.apis)
 				node := simNode(b, dsn, "0.14.1")
@@ -65,11 +94,18 @@ func BenchmarkConvert(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				pg := newPGCPU(b, dsn)
+				pg0, pgOK0 := pg.read()
+				cpu0 := processCPU()
 				b.StartTimer()
 				start := time.Now()
 				chk, err := c.Convert(context.Background(), "gw", j, nil)
 				total += time.Since(start)
 				b.StopTimer()
+				cpu += processCPU() - cpu0
+				pg1, pgOK1 := pg.read()
+				pgKnown = pgKnown && pgOK0 && pgOK1
+				pgCPU += pg1 - pg0
 				if err != nil || !chk.OK {
 					b.Fatalf("convert: %v %q", err, chk.Missing[:min(3, len(chk.Missing))])
 				}
@@ -82,9 +118,15 @@ func BenchmarkConvert(b *testing.B) {
 				node.Stop()
 				st.Close()
 			}
-			per := total / time.Duration(b.N*bc.apis)
-			b.ReportMetric(float64(per.Microseconds())/1000, "ms/api")
+			apis := float64(b.N * bc.apis)
+			b.ReportMetric(float64(total.Microseconds())/1000/apis, "ms/api")
 			b.ReportMetric(total.Seconds()/float64(b.N), "s/run")
+			b.ReportMetric(float64(cpu.Microseconds())/1000/apis, "proc-cpu-ms/api")
+			if pgKnown {
+				b.ReportMetric(float64(pgCPU.Microseconds())/1000/apis, "pg-cpu-ms/api")
+			}
+			b.ReportMetric(load0, "load-before")
+			b.ReportMetric(loadAvg1(), "load-after")
 		})
 	}
 }

@@ -480,16 +480,25 @@ func (n *Node) writePlugin(ctx context.Context, p Plugin, update bool) error {
 		// whether the same plugin exists. "= $n" or "IS NULL" per column
 		// rather than IS NOT DISTINCT FROM, which no index serves: every
 		// plugin of that name would be read, and a gateway has thousands
-		// of key-auth plugins.
+		// of key-auth plugins. When some reference is given, its absent
+		// ones are tested on col::text, which no index serves either: a
+		// table not yet analyzed (a freshly filled datastore) makes
+		// "service_id IS NULL" look selective, and the planner then ANDs
+		// that index, which holds every route plugin, with route_id's.
 		refs := []struct{ col, table, id string }{{"api_id", "apis", p.APIID}, {"route_id", "routes", p.RouteID},
 			{"service_id", "services", p.ServiceID}, {"consumer_id", "consumers", p.ConsumerID}}
 		where := []string{"name = $1", "id <> $2"}
 		args := []any{p.Name, p.ID}
+		anyRef := p.APIID != "" || p.RouteID != "" || p.ServiceID != "" || p.ConsumerID != ""
 		var sel []string
 		var present []int
 		for i, r := range refs {
 			if r.id == "" {
-				where = append(where, r.col+" IS NULL")
+				if anyRef {
+					where = append(where, r.col+"::text IS NULL")
+				} else {
+					where = append(where, r.col+" IS NULL")
+				}
 				continue
 			}
 			args = append(args, r.id)

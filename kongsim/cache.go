@@ -316,13 +316,23 @@ func (n *Node) flushEvents(ctx context.Context) {
 			return
 		case <-n.eventsKick:
 		}
-		// Let concurrent writes join the batch.
+		// Let concurrent writes join the batch. Each batch's INSERT runs
+		// cluster_events' expiry trigger, a scan of the whole table, so
+		// a longer window saves datastore work under a stream of writes;
+		// a tenth of the polling interval keeps other nodes' view of a
+		// write as timely as Kong's (one poll).
 		select {
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(n.eventsWindow()):
 		case <-ctx.Done():
 		}
 		n.writeEvents(ctx)
 	}
+}
+
+// eventsWindow is how long flushEvents lets writes gather: a tenth of
+// DBUpdateFrequency, between 10 and 50 ms.
+func (n *Node) eventsWindow() time.Duration {
+	return min(max(n.opts.DBUpdateFrequency/10, 10*time.Millisecond), 50*time.Millisecond)
 }
 
 func (n *Node) writeEvents(ctx context.Context) {
