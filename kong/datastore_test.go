@@ -10,6 +10,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(migrateChildEnv) != "" {
+		os.Exit(migrateChild())
+	}
 	if os.Getenv(childEnv) != "" {
 		os.Exit(convertChild())
 	}

@@ -79,6 +79,13 @@ const tailLines = 20
 // back by SQL. It never trusts the output alone: an exit 0 whose schema is
 // not the expected one is an error.
 func (c *Client) Migrate(ctx context.Context, gateway, target string, verb steps.MigrationVerb, out steps.Sink) (steps.MigrationResult, error) {
+	return c.MigrateJournaled(ctx, gateway, target, verb, nil, out)
+}
+
+// MigrateJournaled is Migrate recording the started process in j, so that
+// after a bot restart a migration of the same step still running is
+// followed (its log tailed to out) rather than started a second time.
+func (c *Client) MigrateJournaled(ctx context.Context, gateway, target string, verb steps.MigrationVerb, j steps.Journal, out steps.Sink) (steps.MigrationResult, error) {
 	g, err := c.gateway(gateway)
 	if err != nil {
 		return steps.MigrationResult{}, err
@@ -101,12 +108,17 @@ func (c *Client) Migrate(ctx context.Context, gateway, target string, verb steps
 		return steps.MigrationResult{}, fmt.Errorf("migration verb %q is not allowed (up, finish, list)", verb)
 	}
 	vars := MigrationVars{Verb: string(verb), Config: cmdCfg.Config, Target: target, Gateway: gateway, DSN: g.cfg.DatastoreDSN}
-	run, err := runCommand(ctx, cmdCfg, vars, out, []string{g.cfg.DatastoreDSN, g.cfg.AdminToken})
+	run, err := runCommand(ctx, cmdCfg, vars, out, []string{g.cfg.DatastoreDSN, g.cfg.AdminToken}, j,
+		migrationKey(target, verb), g.migrationLogDir(), fmt.Sprintf("%s-%s-%s", gateway, target, verb))
 	res := steps.MigrationResult{ExitCode: run.exit, LogLines: run.lines, Took: run.took, Refusal: run.refusal}
 	if err != nil {
 		return res, fmt.Errorf("kong %s migrations %s: %w", target, verb, err)
 	}
-	g.log.Info("migrations ran", "target", target, "verb", verb, "exit", run.exit, "lines", run.lines, "took", run.took)
+	if run.attached {
+		g.log.Info("followed a migration started before a restart", "target", target, "verb", verb, "lines", run.lines, "took", run.took)
+	} else {
+		g.log.Info("migrations ran", "target", target, "verb", verb, "exit", run.exit, "lines", run.lines, "took", run.took)
+	}
 
 	ds, dsErr := ReadDatastore(ctx, g.cfg.DatastoreDSN)
 	if dsErr != nil {
@@ -117,7 +129,7 @@ func (c *Client) Migrate(ctx context.Context, gateway, target string, verb steps
 	if run.refusal != "" {
 		return res, &RefusalError{Verb: verb, Target: target, Refusal: run.refusal, Hint: refusalHints[run.refusal]}
 	}
-	if err := exitOK(tv, verb, run.exit); err != nil {
+	if err := exitOK(tv, verb, run.exit); err != nil && !run.attached {
 		return res, fmt.Errorf("kong %s migrations %s: %w: %w\n%s", target, verb, err, ErrMigrationFailed,
 			strings.Join(run.tail, "\n"))
 	}
@@ -125,7 +137,33 @@ func (c *Client) Migrate(ctx context.Context, gateway, target string, verb steps
 		return res, fmt.Errorf("kong %s migrations %s exited %d, but the schema is %s (want %s) by SQL",
 			target, verb, run.exit, ds.Schema, want)
 	}
+	if run.attached {
+		// A followed process is not our child, so its exit status cannot
+		// be read; the schema read by SQL above stands for it.
+		res.ExitCode = 0
+	}
 	return res, nil
+}
+
+// AwaitMigration waits for a migration recorded in j that still runs (one
+// an earlier bot started before it died), streaming the rest of its output
+// to out, so a step's Verify judges the schema only once the migration has
+// ended. It reports whether there was one to wait for.
+func (c *Client) AwaitMigration(ctx context.Context, gateway, target string, verb steps.MigrationVerb, j steps.Journal, out steps.Sink) (bool, error) {
+	rec, ok := runningMigration(j, migrationKey(target, verb))
+	if !ok {
+		return false, nil
+	}
+	g, err := c.gateway(gateway)
+	if err != nil {
+		return true, err
+	}
+	res, err := follow(ctx, nil, rec, g.cfg.Migrations[target].timeout(), out, []string{g.cfg.DatastoreDSN, g.cfg.AdminToken})
+	if err != nil {
+		return true, fmt.Errorf("kong %s migration (pid %d): %w", target, rec.PID, err)
+	}
+	g.log.Info("followed a migration started before a restart", "target", target, "pid", rec.PID, "lines", res.lines, "took", res.took)
+	return true, nil
 }
 
 // exitOK reads an exit code per §4: 0 is success; 1.0 `list` also answers
@@ -188,61 +226,96 @@ type runResult struct {
 	took    time.Duration
 	refusal string
 	tail    []string
+	// attached: the run followed a migration started before a restart;
+	// its exit code is unknown (-1) and the schema decides.
+	attached bool
 }
 
 // runCommand runs one configured command: argv from templates, no shell,
-// its own process group (killed whole on timeout or cancel), stdout and
-// stderr read line by line into out with bounded memory.
-func runCommand(ctx context.Context, cfg MigrationCommand, vars MigrationVars, out steps.Sink, secrets []string) (runResult, error) {
-	var res runResult
+// detached in its own session with its output in log files (so it survives
+// the bot's death: no pipe to break, no signal from the bot's process
+// group), the files tailed line by line into out with bounded memory. With
+// a Journal, the process is recorded there as soon as it starts, and a
+// migration of the same step still running from before a restart is
+// followed instead of started again.
+func runCommand(ctx context.Context, cfg MigrationCommand, vars MigrationVars, out steps.Sink, secrets []string, j steps.Journal, key, logDir, name string) (runResult, error) {
 	argv, err := expand(cfg.Argv, vars)
 	if err != nil {
-		return res, err
+		return runResult{}, err
 	}
 	if len(argv) == 0 || argv[0] == "" {
-		return res, errors.New("command: empty program name")
+		return runResult{}, errors.New("command: empty program name")
 	}
 	env, err := expand(cfg.Env, vars)
 	if err != nil {
-		return res, err
+		return runResult{}, err
 	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Minute
+	if r, ok := runningMigration(j, key); ok {
+		return follow(ctx, nil, r, cfg.timeout(), out, secrets)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	cmd, rec, err := startDetached(argv, append(os.Environ(), env...), logDir, name, j, key)
+	if err != nil {
+		return runResult{}, err
+	}
+	return follow(ctx, cmd, rec, cfg.timeout(), out, secrets)
+}
+
+func (cfg MigrationCommand) timeout() time.Duration {
+	if cfg.Timeout <= 0 {
+		return 10 * time.Minute
+	}
+	return cfg.Timeout
+}
+
+// follow tails a started migration's log files into out until it ends. cmd
+// is the process when this bot started it; nil means a process recorded by
+// an earlier bot, which is not our child: its exit status cannot be read
+// (exit -1, attached) and the schema read by SQL afterwards decides. At
+// rec.Started+timeout the process group is killed; a cancelled ctx stops
+// only the following, never the migration.
+func follow(ctx context.Context, cmd *exec.Cmd, rec migrationRecord, timeout time.Duration, out steps.Sink, secrets []string) (runResult, error) {
+	res := runResult{attached: cmd == nil}
+	tctx, cancel := context.WithDeadline(ctx, rec.Started.Add(timeout))
 	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = nil
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// kubectl, ssh and docker start children; end the whole group.
-		if cmd.Process != nil {
-			return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	done := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	var werr error
+	if cmd != nil {
+		go func() { werr = cmd.Wait(); close(done) }()
+	} else {
+		if out != nil {
+			out.Line("kongbot", fmt.Sprintf("a migration started at %s (pid %d) is still running; following it instead of starting another",
+				rec.Started.UTC().Format(time.RFC3339), rec.PID))
 		}
-		return nil
-	}
-	cmd.WaitDelay = 5 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return res, fmt.Errorf("stdout pipe: %w", err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return res, fmt.Errorf("stderr pipe: %w", err)
-	}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("starting %s: %w", argv[0], err)
+		go func() {
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			for rec.running() {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+			}
+			close(done)
+		}()
 	}
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
 	)
-	collect := func(stream string, r io.Reader) {
+	collect := func(stream, path string) {
 		defer wg.Done()
-		readLines(r, func(line string) {
+		f, err := os.Open(path)
+		if err != nil {
+			if out != nil {
+				out.Line("kongbot", fmt.Sprintf("cannot read the migration's %s log: %v", stream, err))
+			}
+			return
+		}
+		defer f.Close()
+		readLines(&followReader{ctx: ctx, f: f, done: done}, func(line string) {
 			line = redactSecrets(line, secrets...)
 			mu.Lock()
 			res.lines++
@@ -265,16 +338,33 @@ func runCommand(ctx context.Context, cfg MigrationCommand, vars MigrationVars, o
 		})
 	}
 	wg.Add(2)
-	go collect("stdout", stdout)
-	go collect("stderr", stderr)
-	wg.Wait()
-	werr := cmd.Wait()
-	res.took = time.Since(start)
-	if ctx.Err() != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return res, fmt.Errorf("timed out after %s (process group killed)", timeout)
+	go collect("stdout", rec.Stdout)
+	go collect("stderr", rec.Stderr)
+	timedOut := false
+	select {
+	case <-done:
+	case <-tctx.Done():
+		if ctx.Err() != nil {
+			// The bot is going away: the migration goes on without it.
+			wg.Wait()
+			return res, fmt.Errorf("stopped following (pid %d goes on, log %s): %w", rec.PID, rec.Stdout, ctx.Err())
 		}
-		return res, fmt.Errorf("cancelled (process group killed): %w", ctx.Err())
+		timedOut = true
+		// kubectl, ssh and docker start children; end the whole group.
+		_ = syscall.Kill(-rec.PID, syscall.SIGKILL)
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+	wg.Wait()
+	res.took = time.Since(rec.Started)
+	if timedOut {
+		return res, fmt.Errorf("timed out after %s (process group killed)", timeout)
+	}
+	if res.attached {
+		res.exit = -1
+		return res, nil
 	}
 	var ee *exec.ExitError
 	switch {
@@ -283,10 +373,10 @@ func runCommand(ctx context.Context, cfg MigrationCommand, vars MigrationVars, o
 	case errors.As(werr, &ee):
 		res.exit = ee.ExitCode()
 		if res.exit < 0 {
-			return res, fmt.Errorf("%s ended by a signal: %w", argv[0], werr)
+			return res, fmt.Errorf("%s ended by a signal: %w", cmd.Path, werr)
 		}
 	default:
-		return res, fmt.Errorf("waiting for %s: %w", argv[0], werr)
+		return res, fmt.Errorf("waiting for %s: %w", cmd.Path, werr)
 	}
 	return res, nil
 }

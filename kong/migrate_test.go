@@ -29,7 +29,7 @@ func migClient(t *testing.T, dsn, target, script string, timeout time.Duration) 
 	t.Helper()
 	c, err := New(Options{Gateways: map[string]Gateway{"gw": {
 		Generations:  []GenerationNodes{{Version: "0.14.1", Nodes: []NodeOptions{{Name: "a", AdminURL: "http://127.0.0.1:1"}}}},
-		DatastoreDSN: dsn,
+		DatastoreDSN: dsn, MigrationLogDir: t.TempDir(),
 		Migrations: map[string]MigrationCommand{target: {
 			Argv: []string{script, "migrations", "{{.Verb}}", "-c", "{{.Config}}"}, Config: "/etc/kong/kong.conf", Timeout: timeout,
 			Env: []string{"KONG_PG_DSN={{.DSN}}"},

@@ -44,6 +44,11 @@ type Gateway struct {
 	Probes []Probe
 	// SnapshotDir is where Snapshot writes archives.
 	SnapshotDir string
+	// MigrationLogDir is where a migration's stdout and stderr are written
+	// (one pair of files per run), tailed from there so the migration does
+	// not depend on the bot staying alive. Default: SnapshotDir/migrations,
+	// or kongbot-migrations under os.TempDir() without a SnapshotDir.
+	MigrationLogDir string
 	// Conversion tunes the /apis conversion.
 	Conversion ConversionOptions
 	// RequestTimeout bounds each Admin API and proxy request (default 10 s).

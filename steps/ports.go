@@ -177,6 +177,18 @@ type Migrator interface {
 	Migrate(ctx context.Context, gateway, target string, verb MigrationVerb, out Sink) (MigrationResult, error)
 }
 
+// JournaledMigrator is a Migrator that records the migration it starts in
+// the step's Journal, so that after a bot restart a migration still running
+// is followed instead of started a second time, and a Verify waits for it
+// to end before reading the schema. The runbook uses it when the Kong
+// adapter offers it.
+type JournaledMigrator interface {
+	MigrateJournaled(ctx context.Context, gateway, target string, verb MigrationVerb, j Journal, out Sink) (MigrationResult, error)
+	// AwaitMigration waits for a migration recorded in j that still runs,
+	// streaming its output to out; it reports whether there was one.
+	AwaitMigration(ctx context.Context, gateway, target string, verb MigrationVerb, j Journal, out Sink) (bool, error)
+}
+
 // Terminator switches the global request-termination plugin on and off,
 // through the right node for the gateway's current generations, and verifies
 // it with probes through every proxy of every version.

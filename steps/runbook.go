@@ -438,7 +438,15 @@ func migrationStep(hop, target string, verb MigrationVerb, risk Risk, group stri
 			return fmt.Sprintf("run `kong migrations %s` of %s against datastore %s, stream its output here, then check by SQL that the schema is %s", verb, target, l.Datastore, want)
 		},
 		Do: func(ctx context.Context, env *Env) error {
-			res, err := env.Kong.Migrate(ctx, env.Gateway, target, verb, env.Out)
+			var (
+				res MigrationResult
+				err error
+			)
+			if jm, ok := env.Kong.(JournaledMigrator); ok && env.Journal != nil {
+				res, err = jm.MigrateJournaled(ctx, env.Gateway, target, verb, env.Journal, env.Out)
+			} else {
+				res, err = env.Kong.Migrate(ctx, env.Gateway, target, verb, env.Out)
+			}
 			if err != nil {
 				return fmt.Errorf("kong migrations %s (%s): %w", verb, target, err)
 			}
@@ -455,6 +463,13 @@ func migrationStep(hop, target string, verb MigrationVerb, risk Risk, group stri
 			return nil
 		},
 		Verify: func(ctx context.Context, env *Env) (Check, error) {
+			// After a restart the migration an earlier bot started may
+			// still run: the schema is judged once it has ended.
+			if jm, ok := env.Kong.(JournaledMigrator); ok && env.Journal != nil {
+				if _, err := jm.AwaitMigration(ctx, env.Gateway, target, verb, env.Journal, env.Out); err != nil {
+					return Check{}, err
+				}
+			}
 			inv, err := env.Kong.Inspect(ctx, env.Gateway)
 			if err != nil {
 				return Check{}, fmt.Errorf("inspecting %s: %w", env.Gateway, err)

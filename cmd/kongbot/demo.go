@@ -85,14 +85,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // file whose existence makes the run SIGKILL its parent (the bot) while it
 // migrates (the file is removed first, so it happens once): the crash test's
 // kill inside a migration.
-//
-// The run ignores SIGPIPE: when the bot dies while a migration runs, the
-// pipe of the migration's output breaks, and a write to it would kill the
-// migration half way (Kong 0.x migrations are not transactional as a
-// whole), leaving a schema no retry can fix. Like a `kong migrations` run
-// under nohup or as a Kubernetes Job, it finishes without its reader.
 func demoMigrations(ctx context.Context, args []string) int {
-	signal.Ignore(syscall.SIGPIPE)
 	if f := os.Getenv("KONGBOT_DEMO_KILL_PARENT"); f != "" && len(args) > 0 && (args[0] == "up" || args[0] == "finish") {
 		// Only the bot that started this run: once it is gone the parent
 		// is whatever adopted the orphan.

@@ -206,16 +206,17 @@ func checkRun(t *testing.T, w *world, id string, r steps.Run, began time.Time) f
 		runs[l]++
 	}
 	for _, want := range []string{"up 0.14.1 0", "up 1.0.3 0", "finish 1.0.3 0"} {
-		n := 1
+		most := 1
 		if want == "finish 1.0.3 0" {
-			// migrations-finish is an idempotent step: the engine runs it
-			// again when the bot died inside it (a `finish` with nothing
-			// pending changes nothing and exits 0). The `up`s are not, and
-			// are verified instead.
-			n += w.finishKills
+			// migrations-finish is an idempotent step: when the bot died
+			// inside it, the restarted bot follows the finish still running,
+			// or, when that one has already ended, may run it again (a
+			// `finish` with nothing pending changes nothing and exits 0).
+			// The `up`s are not idempotent and are verified instead.
+			most += w.finishKills
 		}
-		if runs[want] != n {
-			t.Errorf("migration %q ran %d times, want %d (all runs: %v)", want, runs[want], n, runs)
+		if runs[want] < 1 || runs[want] > most {
+			t.Errorf("migration %q ran %d times, want 1 to %d (all runs: %v)", want, runs[want], most, runs)
 		}
 	}
 

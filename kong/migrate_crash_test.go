@@ -1,0 +1,201 @@
+package kong
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kongbot/kongbot/internal/pgtest"
+	"github.com/kongbot/kongbot/steps"
+)
+
+const migrateChildEnv = "KONG_TEST_MIGRATE_CHILD"
+
+type migrateChildCfg struct {
+	DSN, Script, Journal, LogDir string
+}
+
+func migrateChildClient(cfg migrateChildCfg) (*Client, error) {
+	return New(Options{Gateways: map[string]Gateway{"gw": {
+		Generations:  []GenerationNodes{{Version: "0.14.1", Nodes: []NodeOptions{{Name: "a", AdminURL: "http://127.0.0.1:1"}}}},
+		DatastoreDSN: cfg.DSN, MigrationLogDir: cfg.LogDir,
+		Migrations: map[string]MigrationCommand{"0.14.1": {
+			Argv: []string{cfg.Script, "migrations", "{{.Verb}}"}, Timeout: time.Minute,
+		}},
+	}}})
+}
+
+// migrateChild runs one journaled migration in a child process (the
+// re-executed test binary) standing in for the bot, until its parent kills it.
+func migrateChild() int {
+	var cfg migrateChildCfg
+	if err := json.Unmarshal([]byte(os.Getenv(migrateChildEnv)), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	j, err := openFileJournal(cfg.Journal)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	c, err := migrateChildClient(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	_, err = c.MigrateJournaled(context.Background(), "gw", "0.14.1", steps.MigrateUp, j, nil)
+	fmt.Fprintln(os.Stderr, "child finished", err)
+	return 0
+}
+
+// TestMigrationSurvivesBotSIGKILL kills the bot's side in the middle of a
+// migration: the migration must run to its end, and the next call for the
+// same step must follow the running one, not start a second: whether the
+// restarted bot runs the step again (an idempotent step) or verifies it
+// (a non-idempotent one: Verify waits for the migration to end).
+func TestMigrationSurvivesBotSIGKILL(t *testing.T) {
+	for _, resume := range []string{"do again", "verify"} {
+		t.Run(resume, func(t *testing.T) { testMigrationSurvivesBotSIGKILL(t, resume) })
+	}
+}
+
+func testMigrationSurvivesBotSIGKILL(t *testing.T, resume string) {
+	dsn := pgtest.New(t)
+	loadFixture(t, dsn, "0.14")
+	dir := t.TempDir()
+	starts, marker := filepath.Join(dir, "starts"), filepath.Join(dir, "marker")
+	script := fakeKong(t, fmt.Sprintf("echo started >> %s\nfor i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo \"migrating $i\"; echo \"warn $i\" >&2; sleep 0.2; done\necho done > %s\necho 'all migrated'", starts, marker))
+	cfg := migrateChildCfg{DSN: dsn, Script: script, Journal: filepath.Join(dir, "journal"), LogDir: filepath.Join(dir, "logs")}
+	b, _ := json.Marshal(cfg)
+	cmd := osexec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), migrateChildEnv+"="+string(b))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		jb, _ := os.ReadFile(cfg.Journal)
+		logs, _ := filepath.Glob(filepath.Join(cfg.LogDir, "*.out.log"))
+		var lb []byte
+		if len(logs) == 1 {
+			lb, _ = os.ReadFile(logs[0])
+		}
+		if strings.Contains(string(jb), migrationKey("0.14.1", steps.MigrateUp)) && strings.Contains(string(lb), "migrating 2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("child made no progress: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if strings.Contains(stderr.String(), "child finished") {
+		t.Fatal("the child finished before it was killed")
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the migration finished before the bot was killed; the test proves nothing")
+	}
+
+	j, err := openFileJournal(cfg.Journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := runningMigration(j, migrationKey("0.14.1", steps.MigrateUp)); !ok {
+		t.Fatal("the migration did not outlive the bot's process")
+	}
+	c, err := migrateChildClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &lineSink{}
+	if resume == "verify" {
+		followed, err := c.AwaitMigration(context.Background(), "gw", "0.14.1", steps.MigrateUp, j, sink)
+		if err != nil || !followed {
+			t.Fatalf("AwaitMigration: followed %v, err %v", followed, err)
+		}
+	} else {
+		res, err := c.MigrateJournaled(context.Background(), "gw", "0.14.1", steps.MigrateUp, j, sink)
+		if err != nil {
+			t.Fatalf("second call: %v", err)
+		}
+		if res.Schema != steps.Schema014 || res.ExitCode != 0 {
+			t.Errorf("second call: schema %s exit %d", res.Schema, res.ExitCode)
+		}
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the migration did not complete: %v", err)
+	}
+	sb, _ := os.ReadFile(starts)
+	if n := strings.Count(string(sb), "started"); n != 1 {
+		t.Errorf("the migration started %d times, want 1", n)
+	}
+	lines := sink.all()
+	for _, want := range []string{"kongbot: a migration started", "stdout: migrating 15", "stderr: warn 15", "stdout: all migrated"} {
+		if !containsLine(lines, want) {
+			t.Errorf("followed output lacks %q: %q", want, lines)
+		}
+	}
+}
+
+// TestAwaitMigrationWithoutOne: a Verify with nothing recorded, or with a
+// record whose process has ended, does not wait.
+func TestAwaitMigrationWithoutOne(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openFileJournal(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := migrateChildClient(migrateChildCfg{DSN: "postgres://127.0.0.1:1/none", Script: "/bin/true", LogDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if followed, err := c.AwaitMigration(context.Background(), "gw", "0.14.1", steps.MigrateUp, j, nil); followed || err != nil {
+		t.Fatalf("empty journal: followed %v, err %v", followed, err)
+	}
+	ended := osexec.Command("/bin/true")
+	if err := ended.Run(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(migrationRecord{PID: ended.Process.Pid, StartTicks: 1, Started: time.Now()})
+	if err := j.Put(migrationKey("0.14.1", steps.MigrateUp), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	if followed, err := c.AwaitMigration(context.Background(), "gw", "0.14.1", steps.MigrateUp, j, nil); followed || err != nil {
+		t.Fatalf("ended process: followed %v, err %v", followed, err)
+	}
+	// Our own PID with another start time stands for a reused PID.
+	b, _ = json.Marshal(migrationRecord{PID: os.Getpid(), StartTicks: 1, Started: time.Now()})
+	if err := j.Put(migrationKey("0.14.1", steps.MigrateUp), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := runningMigration(j, migrationKey("0.14.1", steps.MigrateUp)); ok {
+		t.Fatal("a reused PID counted as the migration")
+	}
+	_, ticks, err := procStat(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(migrationRecord{PID: os.Getpid(), StartTicks: ticks, Started: time.Now()})
+	if err := j.Put(migrationKey("0.14.1", steps.MigrateUp), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := runningMigration(j, migrationKey("0.14.1", steps.MigrateUp)); !ok {
+		t.Fatal("a live process with its recorded start time not recognised")
+	}
+	if _, ok := runningMigration(j, migrationKey("1.0.3", steps.MigrateUp)); ok {
+		t.Fatal("another step's record followed")
+	}
+}
