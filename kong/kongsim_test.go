@@ -324,7 +324,7 @@ func TestMigrateKongsimCLI(t *testing.T) {
 		t.Fatalf("1.0.3 list: %+v %v", res, err)
 	}
 	res, err = c.Migrate(ctx, "gw", "1.0.3", steps.MigrateUp, sink)
-	if res.Refusal != RefusalAPIsPresent || err == nil || !strings.Contains(err.Error(), "convert-apis") || res.Schema != steps.Schema014 {
+	if res.Refusal != RefusalAPIsPresent || err == nil || !strings.Contains(err.Error(), "hop2.apis-convert") || res.Schema != steps.Schema014 {
 		t.Fatalf("1.0.3 up with APIs: %+v %v", res, err)
 	}
 	execSQL(t, dsn, "DELETE FROM apis")

@@ -55,7 +55,7 @@ func (e *RefusalError) Error() string {
 }
 
 var refusalHints = map[string]string{
-	RefusalAPIsPresent:     "the datastore still has /apis entities; run the API conversion step (convert-apis), then delete the APIs, then migrate",
+	RefusalAPIsPresent:     "the datastore still has /apis entities; run the API conversion step (hop2.apis-convert), then delete the APIs (hop2.apis-delete), then migrate",
 	RefusalPending:         "1.0 migrations are pending; run `migrations finish` (after the 0.14 nodes are decommissioned) instead of `up`",
 	RefusalNeedsBootstrap:  "the database is empty; a new 1.0 cluster is bootstrapped, not upgraded",
 	RefusalTooOld:          "the schema is older than 0.14; run hop 1 (0.14.1 `migrations up`) first",

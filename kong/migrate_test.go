@@ -57,7 +57,7 @@ func TestMigrate(t *testing.T) {
 	}{
 		{name: "1.0 up refused while APIs exist", state: "0.14-apis", target: "1.0.3", verb: steps.MigrateUp,
 			body:     "echo 'Error: cannot run migrations: you have `api` entities in your database; please convert them to `routes` and `services` prior to migrating to Kong 1.0.' >&2\necho >&2\necho '  Run with --v (verbose) or --vv (debug) for more details' >&2\nexit 1",
-			wantExit: 1, refusal: RefusalAPIsPresent, wantErr: "convert-apis", wantState: steps.Schema014},
+			wantExit: 1, refusal: RefusalAPIsPresent, wantErr: "hop2.apis-convert", wantState: steps.Schema014},
 		{name: "1.0 list pending is exit 4, not a failure", state: "1.0-pending", target: "1.0.3", verb: steps.MigrateList,
 			body: "echo 'executed migrations:'\necho 'database has pending migrations:'\nexit 4", wantExit: 4, wantState: steps.Schema10Pending,
 			wantLine: "stdout: database has pending migrations:"},
