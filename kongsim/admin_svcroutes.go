@@ -52,6 +52,9 @@ func (n *Node) routeServices(ctx context.Context, q *adminReq) (int, any, error)
 		}
 		return 0, nil, errMethod
 	}
+	if len(s) == 3 && s[2] == "routes" && m == http.MethodPost && isUUID(s[1]) {
+		return n.createNestedRoute(ctx, q, strings.ToLower(s[1]))
+	}
 	sv, err := n.findService(ctx, s[1])
 	if err != nil {
 		return 0, nil, err
@@ -90,6 +93,23 @@ func (n *Node) routeServices(ctx context.Context, q *adminReq) (int, any, error)
 		return n.routeScopedPlugins(ctx, q, scope{service: sv.ID}, s[3:])
 	}
 	return 0, nil, errNotFound
+}
+
+// createNestedRoute is POST /services/{id}/routes without reading the
+// Service first: the INSERT's foreign key says whether it exists, and the
+// lookup runs only when the creation fails, to answer as Kong does (404
+// for an unknown Service before any complaint about the body). A
+// conversion creates thousands of Routes this way.
+func (n *Node) createNestedRoute(ctx context.Context, q *adminReq, serviceID string) (int, any, error) {
+	q.b.m["service"] = map[string]any{"id": serviceID}
+	status, out, err := n.upsertRoute(ctx, q.b, "", false, false)
+	if err == nil {
+		return status, out, nil
+	}
+	if _, ferr := n.findService(ctx, serviceID); ferr != nil {
+		return 0, nil, ferr
+	}
+	return 0, nil, err
 }
 
 func (n *Node) findService(ctx context.Context, idOrName string) (Service, error) {

@@ -9,6 +9,7 @@ import (
 // record: collection PUT on the old DAO, 1.0 plugin PUT upsert, invalid
 // offsets, methods, form bodies with CSV arrays.
 func TestAdminUnrecordedRules(t *testing.T) {
+	const nestedSvc = "0b9c1f4e-6a1d-4c1e-9d3b-2f5a7c8e9d01"
 	k := newTestKong(t)
 	k.mustMigrate(V0141, "up", "67 migrations ran")
 	n14 := k.start(V0141)
@@ -65,6 +66,31 @@ func TestAdminUnrecordedRules(t *testing.T) {
 				t.Errorf("body %v", got)
 			}
 		}},
+		// POST /services/{uuid}/routes reads the Service only when the
+		// creation fails; the answers must not change.
+		{"PUT service by id", "PUT", "/services/" + nestedSvc, map[string]any{"url": "http://example.test"}, 200, nil},
+		{"nested route by service id", "POST", "/services/" + nestedSvc + "/routes", map[string]any{"paths": []string{"/nested"}}, 201, func(t *testing.T, got map[string]any) {
+			if svc, _ := got["service"].(map[string]any); svc["id"] != nestedSvc || got["id"] == nil {
+				t.Errorf("body %v", got)
+			}
+		}},
+		{"nested route by upper-case service id", "POST", "/services/" + strings.ToUpper(nestedSvc) + "/routes", map[string]any{"paths": []string{"/nested2"}}, 201, func(t *testing.T, got map[string]any) {
+			if svc, _ := got["service"].(map[string]any); svc["id"] != nestedSvc {
+				t.Errorf("body %v", got)
+			}
+		}},
+		{"nested route, invalid body", "POST", "/services/" + nestedSvc + "/routes", map[string]any{"protocols": []string{"http"}}, 400, func(t *testing.T, got map[string]any) {
+			if got["name"] != "schema violation" {
+				t.Errorf("body %v", got)
+			}
+		}},
+		{"nested route on unknown service id", "POST", "/services/00000000-0000-0000-0000-0000000000aa/routes", map[string]any{"paths": []string{"/x"}}, 404, func(t *testing.T, got map[string]any) {
+			if got["message"] != "Not found" {
+				t.Errorf("body %v", got)
+			}
+		}},
+		{"nested route on unknown service id, invalid body", "POST", "/services/00000000-0000-0000-0000-0000000000aa/routes", map[string]any{"protocols": []string{"http"}}, 404, nil},
+		{"nested route on unknown service name", "POST", "/services/nosuch/routes", map[string]any{"paths": []string{"/x"}}, 404, nil},
 	}
 	for _, s := range steps14 {
 		t.Run("0.14.1 "+s.name, func(t *testing.T) {
