@@ -192,6 +192,13 @@ func (w *world) Snapshot(context.Context, string, string) (string, error) {
 	return "/var/lib/kongbot/snapshots/prod.dump", nil
 }
 
+func (w *world) VerifySnapshot(_ context.Context, _, archive string) (steps.SnapshotSummary, error) {
+	if archive != "/var/lib/kongbot/snapshots/prod.dump" {
+		return steps.SnapshotSummary{}, fmt.Errorf("snapshot archive %s does not exist", archive)
+	}
+	return steps.SnapshotSummary{Archive: archive, Tables: map[string]int64{"apis": 1, "schema_migrations": 17}, Rows: 18, Bytes: 2048}, nil
+}
+
 // steps.Traffic.
 
 func (w *world) Shift(_ context.Context, _, _ string, j steps.Journal, _ steps.Sink) (steps.Check, error) {

@@ -52,7 +52,8 @@ func ParseHop(s string) (string, error) {
 // plugin, e.g. "plugin-compatible/okta-auth").
 const ConfirmKeyPrefix = "plugin-compatible/"
 
-// Preflight runs the checks that must pass before a hop starts. For hop 2,
+// Preflight runs the checks that must pass before a hop starts, including
+// that the pg_dump the hop's snapshot runs can dump the datastore. For hop 2,
 // a plugin that is not bundled with 1.0.3 needs an approver's confirmation,
 // read from j under ConfirmKeyPrefix+name; while it is missing the Check
 // carries a Pause asking for it (j may be nil: nothing is confirmed). The
@@ -78,6 +79,7 @@ func (c *Client) Preflight(ctx context.Context, gateway, hop string, j steps.Jou
 		pf.oldNodes(g, "0.13", "0.13.x")
 		pf.schema(steps.Schema013)
 		pf.newNodes(ctx, g, "0.14.1")
+		pf.pgDump(ctx, c, gateway)
 	case Hop2:
 		pf.oldNodes(g, "0.14", "0.14.1")
 		for _, n := range inv.Nodes {
@@ -90,6 +92,7 @@ func (c *Client) Preflight(ctx context.Context, gateway, hop string, j steps.Jou
 			return steps.Check{}, err
 		}
 		pf.plugins(g, j)
+		pf.pgDump(ctx, c, gateway)
 	}
 	pf.check.OK = len(pf.check.Missing) == 0
 	// Ask a person only when a confirmation is all that is missing.
@@ -208,6 +211,18 @@ func resolvable(ctx context.Context, raw string) error {
 		return fmt.Errorf("host %s does not resolve: %w", host, err)
 	}
 	return nil
+}
+
+// pgDump checks, before the hop starts, what the hop's snapshot step needs
+// from pg_dump: that it is there and that its major version is at least
+// the datastore server's (older ones refuse to dump a newer server).
+func (p *preflight) pgDump(ctx context.Context, c *Client, gateway string) {
+	pd, err := c.CheckPGDump(ctx, gateway)
+	if err != nil {
+		p.miss("%v", err)
+		return
+	}
+	p.fact("pg_dump", "%s (%s) for PostgreSQL %s", pd.Version, pd.Path, pd.Server)
 }
 
 // noAPIs counts /apis through every reachable 0.14 node's Admin API and by

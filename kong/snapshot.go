@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/exec"
@@ -50,11 +51,14 @@ const (
 	arData     = "data/"
 )
 
-// rowDigest accumulates the multiset checksum of COPY text rows.
+// rowDigest accumulates the multiset checksum of COPY text rows. Each row
+// is hashed as it streams by, so memory stays bounded however long a row or
+// a table is.
 type rowDigest struct {
 	rows  int64
 	lanes [4]uint64
-	part  []byte // an unfinished line across writes
+	h     hash.Hash // the unfinished row across writes, when open
+	open  bool
 }
 
 func (d *rowDigest) Write(p []byte) (int, error) {
@@ -62,22 +66,37 @@ func (d *rowDigest) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			d.part = append(d.part, p...)
+			d.partial(p)
 			break
 		}
-		line := p[:i+1]
-		if len(d.part) > 0 {
-			line = append(d.part, line...)
-			d.part = d.part[:0]
+		if d.open {
+			d.partial(p[:i+1])
+			d.finish()
+		} else {
+			d.add(sha256.Sum256(p[:i+1]))
 		}
-		d.add(line)
 		p = p[i+1:]
 	}
 	return n, nil
 }
 
-func (d *rowDigest) add(line []byte) {
-	sum := sha256.Sum256(line)
+func (d *rowDigest) partial(b []byte) {
+	if d.h == nil {
+		d.h = sha256.New()
+	}
+	d.h.Write(b)
+	d.open = true
+}
+
+func (d *rowDigest) finish() {
+	var sum [sha256.Size]byte
+	d.h.Sum(sum[:0])
+	d.h.Reset()
+	d.open = false
+	d.add(sum)
+}
+
+func (d *rowDigest) add(sum [sha256.Size]byte) {
 	for i := range d.lanes {
 		d.lanes[i] += binary.BigEndian.Uint64(sum[i*8:])
 	}
@@ -85,9 +104,8 @@ func (d *rowDigest) add(line []byte) {
 }
 
 func (d *rowDigest) sum() string {
-	if len(d.part) > 0 {
-		d.add(d.part)
-		d.part = nil
+	if d.open {
+		d.finish()
 	}
 	var b [32]byte
 	for i, l := range d.lanes {
@@ -97,7 +115,9 @@ func (d *rowDigest) sum() string {
 }
 
 // Snapshot writes a consistent copy of the gateway's datastore to
-// SnapshotDir and returns the archive's path.
+// SnapshotDir and returns the archive's path. It first checks that the
+// gateway's pg_dump can dump the datastore's server, so a missing or too old
+// pg_dump is named as such instead of surfacing as pg_dump's own error.
 func (c *Client) Snapshot(ctx context.Context, gateway, label string) (string, error) {
 	g, err := c.gateway(gateway)
 	if err != nil {
@@ -106,13 +126,17 @@ func (c *Client) Snapshot(ctx context.Context, gateway, label string) (string, e
 	if g.cfg.SnapshotDir == "" {
 		return "", fmt.Errorf("gateway %s: no snapshot directory configured", gateway)
 	}
+	bin, err := g.pgDumpPath()
+	if err != nil {
+		return "", fmt.Errorf("snapshot: %w", err)
+	}
 	if err := os.MkdirAll(g.cfg.SnapshotDir, 0o700); err != nil {
 		return "", fmt.Errorf("snapshot directory: %w", err)
 	}
 	now := c.opts.Now().UTC()
 	name := fmt.Sprintf("%s-%s-%s.tar.gz", gateway, safeLabel(label), now.Format("20060102T150405Z"))
 	path := filepath.Join(g.cfg.SnapshotDir, name)
-	m, err := SnapshotTo(ctx, g.cfg.DatastoreDSN, path, Manifest{Gateway: gateway, Label: label, TakenAt: now})
+	m, err := snapshotTo(ctx, g.cfg.DatastoreDSN, bin, path, Manifest{Gateway: gateway, Label: label, TakenAt: now})
 	if err != nil {
 		return "", err
 	}
@@ -138,8 +162,17 @@ func safeLabel(s string) string {
 // SnapshotTo copies every table of the public schema with COPY inside one
 // REPEATABLE READ transaction, and the schema with pg_dump on the same
 // exported snapshot, into a gzip tar at path (written to a temporary file
-// and renamed, so a failed snapshot leaves nothing behind).
+// and renamed, so a failed snapshot leaves nothing behind). It runs the
+// newest pg_dump it finds (see findPGBin).
 func SnapshotTo(ctx context.Context, dsn, path string, m Manifest) (Manifest, error) {
+	bin, err := findPGBin("pg_dump")
+	if err != nil {
+		return m, fmt.Errorf("snapshot: %w", err)
+	}
+	return snapshotTo(ctx, dsn, bin, path, m)
+}
+
+func snapshotTo(ctx context.Context, dsn, pgDumpBin, path string, m Manifest) (Manifest, error) {
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		return m, fmt.Errorf("snapshot: connecting to the datastore: %w", redactErr(err, dsn))
@@ -150,19 +183,26 @@ func SnapshotTo(ctx context.Context, dsn, path string, m Manifest) (Manifest, er
 		return m, fmt.Errorf("snapshot: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	var snapID string
-	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot(), current_setting('server_version')").Scan(&snapID, &m.Server); err != nil {
+	var (
+		snapID    string
+		serverNum int
+	)
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot(), current_setting('server_version'), current_setting('server_version_num')::int").
+		Scan(&snapID, &m.Server, &serverNum); err != nil {
 		return m, fmt.Errorf("snapshot: exporting the snapshot: %w", err)
+	}
+	if _, err := checkPGDump(ctx, pgDumpBin, pgVersion{num: serverNum, text: m.Server}); err != nil {
+		return m, fmt.Errorf("snapshot: %w", err)
 	}
 	tables, err := publicTables(ctx, tx)
 	if err != nil {
 		return m, err
 	}
-	pre, err := pgDump(ctx, dsn, snapID, "pre-data")
+	pre, err := pgDump(ctx, pgDumpBin, dsn, snapID, "pre-data")
 	if err != nil {
 		return m, err
 	}
-	post, err := pgDump(ctx, dsn, snapID, "post-data")
+	post, err := pgDump(ctx, pgDumpBin, dsn, snapID, "post-data")
 	if err != nil {
 		return m, err
 	}
@@ -243,11 +283,7 @@ func publicTables(ctx context.Context, q queryer) ([]string, error) {
 
 // pgDump runs pg_dump for one section of the schema on an exported
 // snapshot. The password goes through the environment, never argv.
-func pgDump(ctx context.Context, dsn, snapID, section string) ([]byte, error) {
-	bin, err := findPGBin("pg_dump")
-	if err != nil {
-		return nil, err
-	}
+func pgDump(ctx context.Context, bin, dsn, snapID, section string) ([]byte, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: parsing the DSN: %w", redactErr(err, dsn))
@@ -303,136 +339,4 @@ func schemaSQL(b []byte) string {
 		out.WriteByte('\n')
 	}
 	return out.String()
-}
-
-// RestoreReport is what Restore checked.
-type RestoreReport struct {
-	Manifest Manifest
-	Tables   int
-	Rows     int64
-}
-
-// Restore loads an archive made by Snapshot into the empty database at dsn
-// (schema before data, indexes, constraints and triggers after, so row
-// order and triggers cannot change what is loaded), then recounts and
-// re-checksums every table against the manifest. out, when not nil, gets
-// one progress line per table.
-func Restore(ctx context.Context, archive, dsn string, out io.Writer) (RestoreReport, error) {
-	var rep RestoreReport
-	if out == nil {
-		out = io.Discard
-	}
-	parts, err := readArchive(archive)
-	if err != nil {
-		return rep, err
-	}
-	rep.Manifest = parts.manifest
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return rep, fmt.Errorf("restore: connecting: %w", redactErr(err, dsn))
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	existing, err := publicTables(ctx, conn)
-	if err != nil {
-		return rep, err
-	}
-	if len(existing) > 0 {
-		return rep, fmt.Errorf("restore: the target database is not empty (%d tables in public, e.g. %s); restore into an empty database", len(existing), existing[0])
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("restore: begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, schemaSQL(parts.pre), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return rep, fmt.Errorf("restore: schema (pre-data): %w", err)
-	}
-	if _, err := tx.Exec(ctx, "SET LOCAL search_path = public"); err != nil {
-		return rep, fmt.Errorf("restore: %w", err)
-	}
-	for _, t := range parts.manifest.Tables {
-		f, ok := parts.data[t.Name]
-		if !ok {
-			return rep, fmt.Errorf("restore: archive has no data for table %s", t.Name)
-		}
-		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(f), "COPY "+pgx.Identifier{"public", t.Name}.Sanitize()+" FROM STDIN"); err != nil {
-			return rep, fmt.Errorf("restore: loading table %s: %w", t.Name, err)
-		}
-		fmt.Fprintf(out, "loaded %s: %d rows\n", t.Name, t.Rows)
-	}
-	if _, err := tx.Exec(ctx, schemaSQL(parts.post), pgx.QueryExecModeSimpleProtocol); err != nil {
-		return rep, fmt.Errorf("restore: schema (post-data): %w", err)
-	}
-	// Check before committing: a mismatch leaves the database empty.
-	var bad []string
-	for _, t := range parts.manifest.Tables {
-		d := &rowDigest{}
-		if _, err := tx.Conn().PgConn().CopyTo(ctx, d, "COPY "+pgx.Identifier{"public", t.Name}.Sanitize()+" TO STDOUT"); err != nil {
-			return rep, fmt.Errorf("restore: re-reading table %s: %w", t.Name, err)
-		}
-		if sum := d.sum(); d.rows != t.Rows || sum != t.Checksum {
-			bad = append(bad, fmt.Sprintf("%s: %d rows (want %d), checksum %s (want %s)", t.Name, d.rows, t.Rows, sum[:12], t.Checksum[:12]))
-		}
-		rep.Tables++
-		rep.Rows += d.rows
-	}
-	if len(bad) > 0 {
-		return rep, fmt.Errorf("restore: the loaded data does not match the manifest, nothing committed:\n%s", strings.Join(bad, "\n"))
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return rep, fmt.Errorf("restore: commit: %w", err)
-	}
-	fmt.Fprintf(out, "restored %d tables, %d rows; counts and checksums match the manifest\n", rep.Tables, rep.Rows)
-	return rep, nil
-}
-
-type archiveParts struct {
-	manifest  Manifest
-	pre, post []byte
-	data      map[string][]byte
-}
-
-func readArchive(path string) (archiveParts, error) {
-	p := archiveParts{data: map[string][]byte{}}
-	f, err := os.Open(path)
-	if err != nil {
-		return p, fmt.Errorf("restore: %w", err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return p, fmt.Errorf("restore: %s is not a snapshot archive: %w", path, err)
-	}
-	tr := tar.NewReader(gz)
-	haveManifest := false
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return p, fmt.Errorf("restore: reading %s: %w", path, err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			return p, fmt.Errorf("restore: reading %s: %w", h.Name, err)
-		}
-		switch {
-		case h.Name == arManifest:
-			if err := json.Unmarshal(b, &p.manifest); err != nil {
-				return p, fmt.Errorf("restore: manifest: %w", err)
-			}
-			haveManifest = true
-		case h.Name == arPre:
-			p.pre = b
-		case h.Name == arPost:
-			p.post = b
-		case strings.HasPrefix(h.Name, arData) && strings.HasSuffix(h.Name, ".copy"):
-			p.data[strings.TrimSuffix(strings.TrimPrefix(h.Name, arData), ".copy")] = b
-		}
-	}
-	if !haveManifest || p.pre == nil {
-		return p, fmt.Errorf("restore: %s lacks a manifest or schema: not a kongbot snapshot", path)
-	}
-	return p, nil
 }

@@ -1,8 +1,12 @@
 package kong
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,10 +63,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	if filepath.Dir(archive) != dir || !strings.Contains(archive, "before_1.0.3_up") {
 		t.Errorf("archive path %s", archive)
 	}
-	parts, err := readArchive(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
+	parts := readArchive(t, archive)
 	counts := map[string]int64{}
 	for _, tb := range parts.manifest.Tables {
 		counts[tb.Name] = tb.Rows
@@ -126,26 +127,72 @@ func TestRestoreRejectsTamperedArchive(t *testing.T) {
 			m.Tables[i].Rows++
 		}
 	}
-	parts, err := readArchive(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	parts := readArchive(t, path)
 	parts.manifest = m
 	bad := filepath.Join(dir, "bad.tar.gz")
 	writeParts(t, bad, parts)
 	dst := pgtest.New(t)
-	if _, err := Restore(ctx, bad, dst, nil); err == nil || !strings.Contains(err.Error(), "apis: 3 rows (want 4)") {
+	if _, err := Restore(ctx, bad, dst, nil); err == nil || !strings.Contains(err.Error(), "table apis: 3 rows in data/apis.copy, the manifest says 4") {
 		t.Fatalf("tampered archive: %v", err)
 	}
 	ds, err := ReadDatastore(ctx, dst)
 	if err != nil || ds.Schema != "empty" {
 		t.Fatalf("a failed restore left %s (%v)", ds.Schema, err)
 	}
-	if _, err := Restore(ctx, filepath.Join(dir, "missing.tar.gz"), dst, nil); err == nil {
-		t.Fatal("missing archive accepted")
+	if _, err := Restore(ctx, filepath.Join(dir, "missing.tar.gz"), dst, nil); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing archive: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, "junk.tar.gz"), []byte("junk"), 0o600)
-	if _, err := Restore(ctx, filepath.Join(dir, "junk.tar.gz"), dst, nil); err == nil || !strings.Contains(err.Error(), "not a snapshot archive") {
+	if _, err := Restore(ctx, filepath.Join(dir, "junk.tar.gz"), dst, nil); err == nil || !strings.Contains(err.Error(), "not a kongbot snapshot") {
 		t.Fatalf("junk archive: %v", err)
 	}
+}
+
+// archiveParts is an archive read whole into memory, for tests that take
+// one apart and write it back changed (writeParts).
+type archiveParts struct {
+	manifest  Manifest
+	pre, post []byte
+	data      map[string][]byte
+}
+
+func readArchive(t testing.TB, path string) archiveParts {
+	t.Helper()
+	p := archiveParts{data: map[string][]byte{}}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case h.Name == arManifest:
+			if err := json.Unmarshal(b, &p.manifest); err != nil {
+				t.Fatal(err)
+			}
+		case h.Name == arPre:
+			p.pre = b
+		case h.Name == arPost:
+			p.post = b
+		case strings.HasPrefix(h.Name, arData):
+			p.data[strings.TrimSuffix(strings.TrimPrefix(h.Name, arData), ".copy")] = b
+		}
+	}
+	return p
 }

@@ -225,9 +225,31 @@ func (w *world) Smoke(ctx context.Context, gw string, gen steps.Generation) (ste
 	return steps.Check{Missing: []string{"GET /test through kong-new-1: 503"}}, nil
 }
 
+// Snapshot writes a small archive: the rows per table, read back by
+// VerifySnapshot, so a missing or damaged file fails the step's Verify.
 func (w *world) Snapshot(ctx context.Context, gw, label string) (string, error) {
 	w.effect("snapshot")
-	return filepath.Join(w.dir, label+".dump"), nil
+	path := filepath.Join(w.dir, label+".dump")
+	b, _ := json.Marshal(map[string]int64{"apis": 1, "plugins": int64(w.load().Plugins)})
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+func (w *world) VerifySnapshot(ctx context.Context, gw, archive string) (steps.SnapshotSummary, error) {
+	b, err := os.ReadFile(archive)
+	if err != nil {
+		return steps.SnapshotSummary{}, fmt.Errorf("snapshot archive %s cannot be read: %w", archive, err)
+	}
+	sum := steps.SnapshotSummary{Archive: archive, Bytes: int64(len(b))}
+	if err := json.Unmarshal(b, &sum.Tables); err != nil {
+		return steps.SnapshotSummary{}, fmt.Errorf("snapshot archive %s is corrupted: %w", archive, err)
+	}
+	for _, n := range sum.Tables {
+		sum.Rows += n
+	}
+	return sum, nil
 }
 
 func (w *world) Shift(ctx context.Context, gw, hop string, j steps.Journal, out steps.Sink) (steps.Check, error) {

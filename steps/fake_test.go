@@ -27,6 +27,8 @@ type fakeGateway struct {
 	calls    map[string]int // calls per operation, e.g. "migrate 0.14.1 up"
 	failNext map[string]error
 	pauseAt  string // Shift returns a Pause once when set
+	// snapshots are the archives Snapshot wrote, with their rows per table.
+	snapshots map[string]map[string]int64
 }
 
 func newFakeGateway(from string) *fakeGateway {
@@ -177,7 +179,28 @@ func (g *fakeGateway) Snapshot(ctx context.Context, gw, label string) (string, e
 	if err := g.fail("snapshot"); err != nil {
 		return "", err
 	}
-	return "/var/backups/" + label + ".dump", nil
+	path := "/var/backups/" + label + ".dump"
+	if g.snapshots == nil {
+		g.snapshots = map[string]map[string]int64{}
+	}
+	g.snapshots[path] = map[string]int64{"apis": int64(g.apis), "services": int64(g.services), "schema_migrations": 17}
+	return path, nil
+}
+
+func (g *fakeGateway) VerifySnapshot(ctx context.Context, gw, archive string) (SnapshotSummary, error) {
+	if err := g.fail("verify snapshot"); err != nil {
+		return SnapshotSummary{}, err
+	}
+	tables, ok := g.snapshots[archive]
+	if !ok {
+		return SnapshotSummary{}, fmt.Errorf("snapshot archive %s does not exist", archive)
+	}
+	sum := SnapshotSummary{Archive: archive, Tables: map[string]int64{}, Bytes: 4096}
+	for t, n := range tables {
+		sum.Tables[t] = n
+		sum.Rows += n
+	}
+	return sum, nil
 }
 
 func (g *fakeGateway) Shift(ctx context.Context, gw, hop string, j Journal, out Sink) (Check, error) {

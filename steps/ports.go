@@ -238,6 +238,20 @@ type Prober interface {
 // migration; it returns where the archive is.
 type Snapshotter interface {
 	Snapshot(ctx context.Context, gateway, label string) (archive string, err error)
+	// VerifySnapshot reads an archive back whole and checks it against its
+	// own manifest (every table's rows and checksum, the schema present).
+	// A missing, unreadable, truncated or corrupted archive is an error
+	// that names the problem.
+	VerifySnapshot(ctx context.Context, gateway, archive string) (SnapshotSummary, error)
+}
+
+// SnapshotSummary is a snapshot archive as VerifySnapshot read it back.
+type SnapshotSummary struct {
+	Archive string           `json:"archive"`
+	TakenAt time.Time        `json:"taken_at"`
+	Tables  map[string]int64 `json:"tables"` // rows per table
+	Rows    int64            `json:"rows"`
+	Bytes   int64            `json:"bytes"` // the archive file's size
 }
 
 // Preflighter runs the checks that must pass before a hop starts ("1":

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -405,23 +406,99 @@ func snapshotStep(hop, key, target string) Step {
 		Title:   "Snapshot the datastore",
 		Runbook: fmt.Sprintf("A consistent copy of the datastore is taken before the %s migrations.", target),
 		Describe: func(l Labels) string {
-			return fmt.Sprintf("take a consistent snapshot of datastore %s (label before-%s-migrations) and record where it is", l.Datastore, target)
+			return fmt.Sprintf("take a consistent snapshot of datastore %s (label before-%s-migrations), read the archive back against its manifest, and record where it is and its row counts", l.Datastore, target)
 		},
 		Do: func(ctx context.Context, env *Env) error {
 			archive, err := env.Kong.Snapshot(ctx, env.Gateway, "before-"+target+"-migrations")
 			if err != nil {
 				return fmt.Errorf("snapshotting datastore: %w", err)
 			}
-			return env.Journal.Put(key, archive)
+			// Read the new archive back before calling it a snapshot: the
+			// counts recorded are the archive's, checked.
+			sum, err := env.Kong.VerifySnapshot(ctx, env.Gateway, archive)
+			if err != nil {
+				return fmt.Errorf("the new snapshot does not read back: %w", err)
+			}
+			counts, err := json.Marshal(sum.Tables)
+			if err != nil {
+				return fmt.Errorf("recording the snapshot's counts: %w", err)
+			}
+			return env.Journal.PutMany(map[string]string{key: archive, key + snapshotCountsSuffix: string(counts)})
 		},
 		Verify: func(ctx context.Context, env *Env) (Check, error) {
-			a, ok := env.Journal.Get(key)
-			if !ok || a == "" {
-				return Check{Missing: []string{"no snapshot recorded"}}, nil
-			}
-			return Check{OK: true, Facts: []Fact{{Name: "snapshot", Value: a}}}, nil
+			return verifySnapshot(ctx, env, key)
 		},
 	}
+}
+
+// snapshotCountsSuffix: the journal key, after the snapshot's own, of the
+// rows per table the snapshot step read back from its archive.
+const snapshotCountsSuffix = ".counts"
+
+// verifySnapshot checks the archive the step recorded: it must still read
+// back whole against its manifest, and hold the counts recorded when it was
+// taken (so another file put at that path does not pass).
+func verifySnapshot(ctx context.Context, env *Env, key string) (Check, error) {
+	a, ok := env.Journal.Get(key)
+	if !ok || a == "" {
+		return Check{Missing: []string{"no snapshot recorded"}}, nil
+	}
+	facts := []Fact{{Name: "snapshot", Value: a}}
+	sum, err := env.Kong.VerifySnapshot(ctx, env.Gateway, a)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Check{}, fmt.Errorf("verifying snapshot %s: %w", a, err)
+		}
+		return Check{Missing: []string{err.Error()}, Facts: facts}, nil
+	}
+	facts = append(facts,
+		Fact{Name: "tables", Value: fmt.Sprint(len(sum.Tables))},
+		Fact{Name: "rows", Value: fmt.Sprint(sum.Rows)},
+		Fact{Name: "archive size", Value: fmt.Sprintf("%d bytes", sum.Bytes)})
+	c := Check{Facts: facts}
+	raw, ok := env.Journal.Get(key + snapshotCountsSuffix)
+	if !ok {
+		// Recorded by a kongbot that kept only the path: the archive's own
+		// check above is all there is to go on.
+		c.Facts = append(c.Facts, Fact{Name: "recorded counts", Value: "none (snapshot recorded by an earlier kongbot)"})
+		c.OK = true
+		return c, nil
+	}
+	var recorded map[string]int64
+	if err := json.Unmarshal([]byte(raw), &recorded); err != nil {
+		c.Missing = append(c.Missing, fmt.Sprintf("the counts recorded with snapshot %s do not parse (%v)", a, err))
+		return c, nil
+	}
+	c.Missing = append(c.Missing, compareCounts(a, recorded, sum.Tables)...)
+	c.OK = len(c.Missing) == 0
+	return c, nil
+}
+
+func compareCounts(archive string, recorded, now map[string]int64) []string {
+	var names []string
+	for n := range recorded {
+		names = append(names, n)
+	}
+	for n := range now {
+		if _, ok := recorded[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var out []string
+	for _, n := range names {
+		r, inRec := recorded[n]
+		a, inArc := now[n]
+		switch {
+		case !inArc:
+			out = append(out, fmt.Sprintf("snapshot %s: table %s (%d rows when the snapshot was taken) is not in the archive", archive, n, r))
+		case !inRec:
+			out = append(out, fmt.Sprintf("snapshot %s: table %s (%d rows) is in the archive but was not when the snapshot was taken", archive, n, a))
+		case r != a:
+			out = append(out, fmt.Sprintf("snapshot %s: table %s has %d rows in the archive, %d when the snapshot was taken", archive, n, a, r))
+		}
+	}
+	return out
 }
 
 func migrationStep(hop, target string, verb MigrationVerb, risk Risk, group string, want SchemaState, idempotent bool) Step {
