@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -342,6 +343,9 @@ func (k *checker) gateway(p string, g *Gateway) {
 	}
 	for j, pr := range g.SmokeProbes {
 		k.probe(fmt.Sprintf("%s.smoke_probes[%d]", p, j), pr, g, true)
+	}
+	if g.PGDump != "" && !filepath.IsAbs(g.PGDump) {
+		k.add(p+".pg_dump", "%q must be an absolute path to pg_dump (empty: the newest found on the machine)", g.PGDump)
 	}
 	k.traffic(p+".traffic", g)
 }

@@ -131,6 +131,9 @@ type Gateway struct {
 	SmokeProbes      []Probe               `yaml:"smoke_probes"`
 	Traffic          Traffic               `yaml:"traffic"`
 	SnapshotDir      string                `yaml:"snapshot_dir"`
+	// PGDump is the pg_dump a snapshot runs (an absolute path); empty
+	// means the newest found under /usr/lib/postgresql/<v>/bin or on PATH.
+	PGDump string `yaml:"pg_dump"`
 }
 
 // Datastore is the gateway's PostgreSQL; the DSN is a secret.

@@ -179,6 +179,9 @@ func TestCheckReportsEveryProblemWithItsPath(t *testing.T) {
 		}, nil, []string{`timers.digest: "every day" is not a cron spec`, "timers.approval_reminder: 2h0m0s is not shorter than approval_expiry 1h0m0s",
 			`change_windows[0].start: "0 25 * * *" is not a cron spec`, "change_windows[0].duration: must be more than 0", `change_windows[0].gateways[0]: unknown gateway "staging"`}, ""},
 		{"duration given as a number", func(s string) string { return s + "timers: {approval_reminder: 30}\n" }, nil, nil, "cannot unmarshal"},
+		{"pg_dump by name", func(s string) string { return s + "    pg_dump: pg_dump\n" },
+			nil, []string{`gateways[0].pg_dump: "pg_dump" must be an absolute path to pg_dump`}, ""},
+		{"pg_dump by path", func(s string) string { return s + "    pg_dump: /usr/lib/postgresql/16/bin/pg_dump\n" }, nil, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,6 +49,7 @@ func kongOptions(cfg *config.Config, hc *http.Client) (kong.Options, error) {
 			},
 			Probes:      kongProbes(g.SmokeProbes),
 			SnapshotDir: g.SnapshotDir,
+			PGDump:      g.PGDump,
 		}
 		for _, v := range g.Versions() {
 			gen := kong.GenerationNodes{Version: v}
