@@ -1,6 +1,8 @@
 package bot_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/kongbot/kongbot/bot"
 	"github.com/kongbot/kongbot/localslack"
+	"github.com/kongbot/kongbot/steps"
 	"github.com/kongbot/kongbot/store"
 )
 
@@ -85,6 +88,92 @@ func TestHTTPReplay(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // give a wrongly accepted replay the time to show
 	if runs, _ := h.st.Runs(h.Ctx, store.RunFilter{}); len(runs) != 1 {
 		t.Fatalf("replays started %d runs, want 1", len(runs))
+	}
+}
+
+// TestReplayedClickActsOnce: Slack does not redeliver an acknowledged
+// click, but a captured one can be sent again, and a user's client can
+// repeat one. While the bot runs, the repeat is dropped before the ack (its
+// trigger was seen); after a restart, which forgets the triggers, the engine
+// refuses it as stale from the stored state. Either way the approval counts
+// once.
+func TestReplayedClickActsOnce(t *testing.T) {
+	h := newHarness(t, bot.ModeHTTP, newWorld013())
+	id, _, appr := h.toApproval(localslack.OnCallID)
+	replay := h.replayer(h.Click(localslack.Lead1ID, appr, "step_approve", localslack.ViaHTTP()))
+	approved := h.waitRun(id, "the approval to take effect", func(r steps.Run) bool { return r.Status != steps.RunAwaitingApproval })
+	h.delivered(id)
+	if n := h.audits(id, "approve"); n != 1 {
+		t.Fatalf("%d approve audit entries after one click, want 1", n)
+	}
+	check := func(when string) {
+		t.Helper()
+		run := h.runState(id)
+		if got, want := len(run.Approvals["hop1.termination-on"]), len(approved.Approvals["hop1.termination-on"]); got != want {
+			t.Errorf("%s: %d approvals of the outage group, want %d", when, got, want)
+		}
+		if n := h.audits(id, "approve"); n != 1 {
+			t.Errorf("%s: %d approve audit entries, want 1", when, n)
+		}
+	}
+
+	handled := func() int {
+		return strings.Count(h.Logs.String(), "click refused") + strings.Count(h.Logs.String(), "click accepted")
+	}
+	before, clicks := len(h.Slack.Ephemerals(localslack.Lead1ID)), handled()
+	if _, err := replay(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // give wrongly started work the time to show
+	check("replayed while running")
+	if n := handled() - clicks; n != 0 {
+		t.Errorf("the replay was handled (%d more clicks in the log)", n)
+	}
+	if got := len(h.Slack.Ephemerals(localslack.Lead1ID)); got != before {
+		t.Errorf("the replay told the lead %d things", got-before)
+	}
+
+	h.restart()
+	if _, err := replay(); err != nil {
+		t.Fatal(err)
+	}
+	h.ephemeral(localslack.Lead1ID, "was already approved by <@"+localslack.Lead1ID+">")
+	check("replayed after a restart")
+}
+
+// replayer returns a sender of the click d carried, signed afresh each time
+// (as a retry is) and timed as localslack times a delivery; it follows the
+// bot across restarts.
+func (h *harness) replayer(d localslack.Delivery) func() (time.Duration, error) {
+	var body string
+	if err := json.Unmarshal(d.Payload, &body); err != nil || !strings.HasPrefix(body, "payload=") {
+		h.T.Fatalf("click delivery has no form body: %v %.80s", err, d.Payload)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 128
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	h.T.Cleanup(client.CloseIdleConnections)
+	return func() (time.Duration, error) {
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req, err := http.NewRequestWithContext(h.Ctx, http.MethodPost, h.srvURL+"/slack/interactions", strings.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Slack-Request-Timestamp", ts)
+		req.Header.Set("X-Slack-Signature", localslack.Sign(h.Slack.SigningSecret(), ts, []byte(body)))
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		took := time.Since(start)
+		if resp.StatusCode != http.StatusOK {
+			return took, fmt.Errorf("replayed click: HTTP %d", resp.StatusCode)
+		}
+		return took, nil
 	}
 }
 
