@@ -116,7 +116,10 @@ func (c *Client) EnableTermination(ctx context.Context, gateway string, j steps.
 			return "", fmt.Errorf("journal's termination plugin %s is a %s plugin now; not touching it", id, p.Name)
 		}
 	}
-	_, retried := j.Get(jTermIntent)
+	// An intent left by an attempt cut off before its journal write: a
+	// global termination found then may be the one that attempt made.
+	intent, _ := j.Get(jTermIntent)
+	retried := intent != ""
 	if err := j.Put(jTermIntent, w.s.Name); err != nil {
 		return "", fmt.Errorf("journal: %w", err)
 	}
@@ -302,7 +305,9 @@ func (c *Client) DisableTermination(ctx context.Context, gateway string, j steps
 	if err := j.Put(jTermRemoved, id); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	if err := j.Put(jTermID, ""); err != nil {
+	// Both cleared: a later emergency stop creates its own plugin and
+	// adopts no other.
+	if err := j.PutMany(map[string]string{jTermID: "", jTermIntent: ""}); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil

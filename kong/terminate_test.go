@@ -75,6 +75,21 @@ func TestTerminationMixedWindow(t *testing.T) {
 	if err := c.DisableTermination(ctx, "gw", j); err != nil {
 		t.Fatalf("second disable: %v", err)
 	}
+	// Later in the same run, an abort's emergency stop: a plugin of its
+	// own (the removed one is not looked for), seen by every node.
+	id3, err := c.EnableTermination(ctx, "gw", j)
+	if err != nil || id3 == "" || id3 == id {
+		t.Fatalf("emergency stop: %q %v (first %s)", id3, err, id)
+	}
+	if chk, err := c.VerifyTermination(ctx, "gw", true); err != nil || !chk.OK {
+		t.Fatalf("emergency stop on: %+v %v", chk, err)
+	}
+	if err := c.DisableTermination(ctx, "gw", j); err != nil {
+		t.Fatal(err)
+	}
+	if chk, err := c.VerifyTermination(ctx, "gw", false); err != nil || !chk.OK {
+		t.Fatalf("emergency stop lifted: %+v %v", chk, err)
+	}
 }
 
 func TestTerminationLeavesForeignPluginAlone(t *testing.T) {

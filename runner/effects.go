@@ -70,6 +70,15 @@ func (r *Runner) carryOut(ctx context.Context, run steps.Run, e steps.Effect) (s
 		} else {
 			log.Info("verifying step")
 			ev = r.verifyOnly(ctx, def, env, e)
+			// What Verify found is what the engine decides on (succeeded,
+			// run again, waiting): without it a step that stays open after
+			// verifications says nothing in the log about why.
+			ok := ev.Err == "" && ev.Check != nil && ev.Check.OK
+			var missing []string
+			if ev.Check != nil {
+				missing = ev.Check.Missing
+			}
+			log.Info("step verified", "done", ok, "missing", missing, "err", ev.Err)
 		}
 		sink.flush(ctx)
 		if ctx.Err() != nil {
@@ -183,6 +192,20 @@ func (r *Runner) rollback(ctx context.Context, run steps.Run, action steps.Rollb
 			}
 			if !c.OK {
 				return fmt.Errorf("request-termination still answers: %s", strings.Join(c.Missing, "; "))
+			}
+		case steps.RollbackEmergencyStop:
+			if r.kong == nil {
+				return errors.New("no gateway adapter configured")
+			}
+			if _, err := r.kong.EnableTermination(ctx, run.Gateway, env.Journal); err != nil {
+				return fmt.Errorf("emergency stop: %w", err)
+			}
+			c, err := r.kong.VerifyTermination(ctx, run.Gateway, true)
+			if err != nil {
+				return fmt.Errorf("verifying the emergency stop: %w", err)
+			}
+			if !c.OK {
+				return fmt.Errorf("emergency stop not answering on every proxy: %s", strings.Join(c.Missing, "; "))
 			}
 		case steps.RollbackTrafficBack:
 			if r.traffic == nil {

@@ -512,10 +512,13 @@ func (m *machine) finishAbort() {
 }
 
 // rollbackChoices: what fits the stage the run reached.
-//   - hop 1's request-termination is on: remove it;
+//   - a request-termination of the bot is on (hop 1's, or an emergency
+//     stop): remove it;
 //   - traffic has (partly) moved and the old nodes are not decommissioned:
 //     move it back, until `migrations finish` has started;
-//   - after `finish` started: nothing, and the note says why.
+//   - traffic has moved and neither of the above applies (after `finish`
+//     started, or once the old nodes are gone): an emergency stop, and the
+//     note says why there is no rollback.
 func (m *machine) rollbackChoices() ([]RollbackChoice, string) {
 	started := func(id string) bool {
 		st, ok := m.r.Step(id)
@@ -525,27 +528,56 @@ func (m *machine) rollbackChoices() ([]RollbackChoice, string) {
 		st, ok := m.r.Step(id)
 		return ok && st.Status == StepSucceeded
 	}
-	if started("hop2.migrations-finish") {
-		return nil, "`kong migrations finish` has run: the datastore is 1.0-only and 0.14 nodes cannot start again, so there is no rollback (only restoring the snapshot, with downtime and losing changes made since)"
+	// lastDone is the position of a rollback's last run, -1 for never.
+	lastDone := func(a RollbackAction) int {
+		for i := len(m.r.RollbacksDone) - 1; i >= 0; i-- {
+			if m.r.RollbacksDone[i] == a {
+				return i
+			}
+		}
+		return -1
 	}
+	removed := lastDone(RollbackRemoveTermination)
+	emergencyOn := lastDone(RollbackEmergencyStop) > removed
+	hop1On := started("hop1.termination-on") && !done("hop1.termination-off") && removed < 0
+	finishStarted := started("hop2.migrations-finish")
 	var out []RollbackChoice
-	if started("hop1.termination-on") && !done("hop1.termination-off") && !slices.Contains(m.r.RollbacksDone, RollbackRemoveTermination) {
+	switch {
+	case emergencyOn:
+		out = append(out, RollbackChoice{Action: RollbackRemoveTermination, Title: "Remove request-termination",
+			Detail: "lift the emergency stop: delete the bot's request-termination plugin so the gateway serves again"})
+	case hop1On:
 		out = append(out, RollbackChoice{Action: RollbackRemoveTermination, Title: "Remove request-termination",
 			Detail: "delete the bot's request-termination plugin so the gateway serves again; a schema already migrated stays migrated"})
 	}
+	moved := false
 	for _, s := range slices.Backward(m.plan.Steps()) {
 		if s.Kind != KindCutover || !started(s.ID) {
 			continue
 		}
-		if done(s.Hop+".decommission-old") || slices.Contains(m.r.RollbacksDone, RollbackTrafficBack) {
+		moved = true
+		if finishStarted || done(s.Hop+".decommission-old") || slices.Contains(m.r.RollbacksDone, RollbackTrafficBack) {
 			break
 		}
 		out = append(out, RollbackChoice{Action: RollbackTrafficBack, Title: "Move traffic back",
 			Detail: fmt.Sprintf("move all traffic back to the old nodes of %s (possible until migrations finish)", s.Hop)})
 		break
 	}
-	if len(out) > 0 {
-		return out, ""
+	note := ""
+	if finishStarted {
+		note = "`kong migrations finish` has run: the datastore is 1.0-only and 0.14 nodes cannot start again, so there is no rollback (only restoring the snapshot, with downtime and losing changes made since)"
+	}
+	if emergencyOn {
+		note = "the emergency stop is on: every request gets the request-termination answer until it is removed"
+	}
+	if len(out) == 0 && moved && !hop1On && !slices.Contains(m.r.RollbacksDone, RollbackTrafficBack) {
+		// No way back, yet traffic runs on what the run changed: the one
+		// thing left to offer is stopping it.
+		out = append(out, RollbackChoice{Action: RollbackEmergencyStop, Title: "Emergency stop: request-termination on",
+			Detail: "stop all traffic: create the global request-termination plugin (the configured status and message) through the right node for the versions running, and probe every proxy; an outage until it is removed"})
+	}
+	if len(out) > 0 || note != "" {
+		return out, note
 	}
 	var kept []string
 	for _, s := range m.plan.Steps() {

@@ -432,9 +432,12 @@ func TestAbortOffersTheRollbackThatFits(t *testing.T) {
 			want: []RollbackAction{RollbackRemoveTermination, RollbackTrafficBack, RollbackNone}},
 		{name: "hop 2 before finish: move traffic back", stop: "hop2.decommission-old",
 			want: []RollbackAction{RollbackTrafficBack, RollbackNone}},
-		{name: "hop 2 after finish started: none, and the engine says so", stop: "hop2.migrations-finish", approve: true,
+		{name: "hop 2 after finish started: only an emergency stop, and the engine says why", stop: "hop2.migrations-finish", approve: true,
 			fail:     map[string]error{"migrate 1.0.3 finish": boom},
+			want:     []RollbackAction{RollbackEmergencyStop, RollbackNone},
 			wantNote: "there is no rollback"},
+		{name: "hop 1 done, old nodes gone: only an emergency stop", stop: "hop2.custom-plugins",
+			want: []RollbackAction{RollbackEmergencyStop, RollbackNone}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -454,13 +457,17 @@ func TestAbortOffersTheRollbackThatFits(t *testing.T) {
 			if !reflect.DeepEqual(got, c.want) {
 				t.Fatalf("offered %v, want %v (note %q, run %s at %s)", got, c.want, h.run.RollbackNote, h.run.Status, h.run.Current)
 			}
+			if !strings.Contains(h.run.RollbackNote, c.wantNote) {
+				t.Errorf("note %q does not say %q", h.run.RollbackNote, c.wantNote)
+			}
 			if c.want == nil {
 				if h.run.Status != RunAborted || h.released != 1 {
 					t.Errorf("with nothing to offer the run is %s, lock released %d times", h.run.Status, h.released)
 				}
-				if !strings.Contains(h.run.RollbackNote, c.wantNote) {
-					t.Errorf("note %q does not say %q", h.run.RollbackNote, c.wantNote)
-				}
+				return
+			}
+			if slices.Contains(c.want, RollbackEmergencyStop) {
+				testEmergencyStop(t, h)
 				return
 			}
 			if h.run.Status != RunAborting || h.released != 0 {
@@ -480,6 +487,33 @@ func TestAbortOffersTheRollbackThatFits(t *testing.T) {
 				t.Errorf("new generation still has %d%% after traffic-back", h.gw.newPct[h.gw.hop])
 			}
 		})
+	}
+}
+
+// testEmergencyStop carries out the emergency stop offered to an aborting
+// run: termination goes on and its removal is offered; removing it offers
+// the stop again; leaving it on ends the run with a note that says so.
+func testEmergencyStop(t *testing.T, h *harness) {
+	t.Helper()
+	h.must(Event{Kind: EvRollback, Choice: RollbackEmergencyStop, User: "ULEAD1", Eligible: true})
+	offered := func() []RollbackAction {
+		var got []RollbackAction
+		for _, rc := range h.run.Rollbacks {
+			got = append(got, rc.Action)
+		}
+		return got
+	}
+	if !h.gw.term || h.run.Status != RunAborting || !reflect.DeepEqual(offered(), []RollbackAction{RollbackRemoveTermination, RollbackNone}) {
+		t.Fatalf("after the emergency stop: termination %v, run %s, offered %v", h.gw.term, h.run.Status, offered())
+	}
+	h.must(Event{Kind: EvRollback, Choice: RollbackRemoveTermination, User: "ULEAD1", Eligible: true})
+	if h.gw.term || !reflect.DeepEqual(offered(), []RollbackAction{RollbackEmergencyStop, RollbackNone}) {
+		t.Fatalf("after lifting it: termination %v, offered %v", h.gw.term, offered())
+	}
+	h.must(Event{Kind: EvRollback, Choice: RollbackEmergencyStop, User: "ULEAD1", Eligible: true})
+	h.must(Event{Kind: EvRollback, Choice: RollbackNone, User: "ULEAD1", Eligible: true})
+	if !h.gw.term || h.run.Status != RunAborted || h.released != 1 || !strings.Contains(h.run.RollbackNote, "emergency stop is on") {
+		t.Errorf("left on: termination %v, run %s, released %d, note %q", h.gw.term, h.run.Status, h.released, h.run.RollbackNote)
 	}
 }
 

@@ -389,6 +389,8 @@ func (h *harness) do(e Effect) error {
 		switch e.Rollback {
 		case RollbackRemoveTermination:
 			err = h.gw.DisableTermination(ctx, "prod", mapJournal{h})
+		case RollbackEmergencyStop:
+			_, err = h.gw.EnableTermination(ctx, "prod", mapJournal{h})
 		case RollbackTrafficBack:
 			err = h.gw.RollBack(ctx, "prod", mapJournal{h}, discard{})
 		}

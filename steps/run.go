@@ -92,6 +92,12 @@ const (
 	// RollbackTrafficBack moves all traffic back to the old generation
 	// (possible until `migrations finish`).
 	RollbackTrafficBack RollbackAction = "traffic-back"
+	// RollbackEmergencyStop turns the global request-termination on (through
+	// the right node for the versions running, verified on every node), so
+	// the gateway answers every request with the configured status: an
+	// outage on purpose, offered when traffic has moved and there is no
+	// other way back. RollbackRemoveTermination lifts it.
+	RollbackEmergencyStop RollbackAction = "emergency-stop"
 	// RollbackNone leaves the gateway as it is.
 	RollbackNone RollbackAction = "none"
 )
