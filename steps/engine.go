@@ -516,9 +516,10 @@ func (m *machine) finishAbort() {
 //     stop): remove it;
 //   - traffic has (partly) moved and the old nodes are not decommissioned:
 //     move it back, until `migrations finish` has started;
-//   - traffic has moved and neither of the above applies (after `finish`
-//     started, or once the old nodes are gone): an emergency stop, and the
-//     note says why there is no rollback.
+//   - traffic has moved (and was not moved back) while no termination of
+//     the bot is on: an emergency stop, the only choice once there is no
+//     way back (after `finish` started, or once the old nodes are gone;
+//     the note then says why).
 func (m *machine) rollbackChoices() ([]RollbackChoice, string) {
 	started := func(id string) bool {
 		st, ok := m.r.Step(id)
@@ -570,9 +571,9 @@ func (m *machine) rollbackChoices() ([]RollbackChoice, string) {
 	if emergencyOn {
 		note = "the emergency stop is on: every request gets the request-termination answer until it is removed"
 	}
-	if len(out) == 0 && moved && !hop1On && !slices.Contains(m.r.RollbacksDone, RollbackTrafficBack) {
-		// No way back, yet traffic runs on what the run changed: the one
-		// thing left to offer is stopping it.
+	if moved && !hop1On && !emergencyOn && !slices.Contains(m.r.RollbacksDone, RollbackTrafficBack) {
+		// Traffic runs on what the run changed, and moving it back may not
+		// help (or be possible): stopping it is offered too.
 		out = append(out, RollbackChoice{Action: RollbackEmergencyStop, Title: "Emergency stop: request-termination on",
 			Detail: "stop all traffic: create the global request-termination plugin (the configured status and message) through the right node for the versions running, and probe every proxy; an outage until it is removed"})
 	}
