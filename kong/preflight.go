@@ -230,7 +230,7 @@ func (p *preflight) pgDump(ctx context.Context, c *Client, gateway string) {
 func (p *preflight) noAPIs(ctx context.Context, g *gateway) error {
 	p.fact("apis (SQL)", "%d", p.inv.Counts.APIs)
 	if p.inv.Counts.APIs > 0 {
-		p.miss("%d APIs in the datastore (SQL): convert them to Services and Routes first (step convert-apis), "+
+		p.miss("%d APIs in the datastore (SQL): convert them to Services and Routes first (steps hop2.apis-plan, hop2.apis-convert, then hop2.apis-delete), "+
 			"1.0.3 `migrations up` refuses while /apis has entities", p.inv.Counts.APIs)
 	}
 	asked := false
