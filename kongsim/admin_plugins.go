@@ -475,6 +475,22 @@ func (n *Node) writePlugin(ctx context.Context, p Plugin, update bool) error {
 	if err != nil {
 		return fmt.Errorf("encoding plugin config: %w", err)
 	}
+	if !n.version.Is10() && !update {
+		// The common case in one statement: insert when every referenced
+		// entity exists and no same plugin does. When nothing is inserted,
+		// the checks below say why.
+		ok, err := n.insertPlugin0x(ctx, p, cfg)
+		if code, _ := pgCode(err); code == "23505" {
+			return &apiError{http.StatusConflict, map[string]any{"id": "already exists with value '" + p.ID + "'"}}
+		}
+		if code, _ := pgCode(err); err != nil && code != "23503" {
+			return fmt.Errorf("writing plugin: %w", err)
+		}
+		if ok {
+			n.pluginWritten(ctx, p)
+			return nil
+		}
+	}
 	if !n.version.Is10() {
 		// One round trip: whether each referenced entity exists, then
 		// whether the same plugin exists. "= $n" or "IS NULL" per column
@@ -576,6 +592,40 @@ func (n *Node) writePlugin(ctx context.Context, p Plugin, update bool) error {
 	}
 	n.pluginWritten(ctx, p)
 	return nil
+}
+
+// insertPlugin0x inserts a new 0.x plugin if every entity it references
+// exists and no plugin with the same name and references does, reporting
+// whether it did. The absent references are tested on col::text for the
+// reason writePlugin gives.
+func (n *Node) insertPlugin0x(ctx context.Context, p Plugin, cfg []byte) (bool, error) {
+	refs := []struct{ col, table, id string }{{"api_id", "apis", p.APIID}, {"route_id", "routes", p.RouteID},
+		{"service_id", "services", p.ServiceID}, {"consumer_id", "consumers", p.ConsumerID}}
+	args := []any{p.ID, p.Name, string(cfg), p.Enabled, nullID(p.APIID), nullID(p.RouteID), nullID(p.ServiceID),
+		nullID(p.ConsumerID), p.CreatedAt.Unix()}
+	anyRef := p.APIID != "" || p.RouteID != "" || p.ServiceID != "" || p.ConsumerID != ""
+	var cond []string
+	same := []string{"name = $2", "id <> $1::uuid"}
+	for i, r := range refs {
+		arg := fmt.Sprintf("$%d::uuid", i+5)
+		switch {
+		case r.id != "":
+			cond = append(cond, "EXISTS (SELECT 1 FROM "+r.table+" WHERE id = "+arg+")")
+			same = append(same, r.col+" = "+arg)
+		case anyRef:
+			same = append(same, r.col+"::text IS NULL")
+		default:
+			same = append(same, r.col+" IS NULL")
+		}
+	}
+	cond = append(cond, "NOT EXISTS (SELECT 1 FROM plugins WHERE "+strings.Join(same, " AND ")+")")
+	tag, err := n.pool.Exec(ctx, `INSERT INTO plugins (id, name, config, enabled, api_id, route_id, service_id,
+		consumer_id, created_at) SELECT $1::uuid, $2::text, $3::json, $4::boolean, $5::uuid, $6::uuid, $7::uuid, $8::uuid,
+		to_timestamp($9::float8) WHERE `+strings.Join(cond, " AND "), args...)
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 var _ = sort.Strings
