@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,26 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	if filepath.Dir(archive) != dir || !strings.Contains(archive, "before_1.0.3_up") {
 		t.Errorf("archive path %s", archive)
 	}
+	// The check streams the tables: what it allocates is far below what
+	// the archive holds uncompressed (the old reader held all of it).
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	info, err := VerifySnapshot(ctx, archive)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
 	parts := readArchive(t, archive)
+	var unpacked int
+	for _, b := range parts.data {
+		unpacked += len(b)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(unpacked)/4 {
+		t.Errorf("VerifySnapshot allocated %d bytes for %d bytes of table data", alloc, unpacked)
+	} else {
+		t.Logf("VerifySnapshot: %d rows, %d bytes of table data, %d bytes archived, %d bytes allocated", info.Rows, unpacked, info.Size, alloc)
+	}
 	counts := map[string]int64{}
 	for _, tb := range parts.manifest.Tables {
 		counts[tb.Name] = tb.Rows
