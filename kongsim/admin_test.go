@@ -10,6 +10,7 @@ import (
 // offsets, methods, form bodies with CSV arrays.
 func TestAdminUnrecordedRules(t *testing.T) {
 	const nestedSvc = "0b9c1f4e-6a1d-4c1e-9d3b-2f5a7c8e9d01"
+	const nestedRoute = "0b9c1f4e-6a1d-4c1e-9d3b-2f5a7c8e9d02"
 	k := newTestKong(t)
 	k.mustMigrate(V0141, "up", "67 migrations ran")
 	n14 := k.start(V0141)
@@ -91,6 +92,37 @@ func TestAdminUnrecordedRules(t *testing.T) {
 		}},
 		{"nested route on unknown service id, invalid body", "POST", "/services/00000000-0000-0000-0000-0000000000aa/routes", map[string]any{"protocols": []string{"http"}}, 404, nil},
 		{"nested route on unknown service name", "POST", "/services/nosuch/routes", map[string]any{"paths": []string{"/x"}}, 404, nil},
+		// A new 0.x plugin is inserted in one statement; a refusal is
+		// explained by the checks, as before.
+		{"PUT route by id", "PUT", "/routes/" + nestedRoute, map[string]any{"paths": []string{"/pr"}, "service": map[string]any{"id": nestedSvc}}, 200, nil},
+		{"plugin on a route", "POST", "/plugins", map[string]any{"name": "key-auth", "route_id": nestedRoute}, 201, func(t *testing.T, got map[string]any) {
+			if got["route_id"] != nestedRoute || got["id"] == nil {
+				t.Errorf("body %v", got)
+			}
+		}},
+		{"same plugin on the route", "POST", "/plugins", map[string]any{"name": "key-auth", "route_id": nestedRoute}, 409, func(t *testing.T, got map[string]any) {
+			if got["name"] != "already exists with value 'key-auth'" {
+				t.Errorf("body %v", got)
+			}
+		}},
+		{"same plugin on the route for a consumer", "POST", "/plugins", map[string]any{"name": "key-auth", "route_id": nestedRoute,
+			"consumer_id": "00000000-0000-0000-0000-0000000000bb"}, 404, func(t *testing.T, got map[string]any) {
+			if got["consumer_id"] != "does not exist with value '00000000-0000-0000-0000-0000000000bb'" {
+				t.Errorf("body %v", got)
+			}
+		}},
+		{"plugin on an unknown route", "POST", "/plugins", map[string]any{"name": "key-auth", "route_id": "00000000-0000-0000-0000-0000000000cc"}, 404, func(t *testing.T, got map[string]any) {
+			if got["route_id"] != "does not exist with value '00000000-0000-0000-0000-0000000000cc'" {
+				t.Errorf("body %v", got)
+			}
+		}},
+		{"plugin with a given id", "POST", "/plugins", map[string]any{"name": "cors", "id": "00000000-0000-0000-0000-0000000000dd", "route_id": nestedRoute}, 201, nil},
+		{"plugin with a taken id", "POST", "/plugins", map[string]any{"name": "acl", "id": "00000000-0000-0000-0000-0000000000dd", "route_id": nestedRoute,
+			"config": map[string]any{"whitelist": "a"}}, 409, func(t *testing.T, got map[string]any) {
+			if got["id"] != "already exists with value '00000000-0000-0000-0000-0000000000dd'" {
+				t.Errorf("body %v", got)
+			}
+		}},
 	}
 	for _, s := range steps14 {
 		t.Run("0.14.1 "+s.name, func(t *testing.T) {
@@ -127,7 +159,9 @@ func TestAdminUnrecordedRules(t *testing.T) {
 		{"collection PUT gone", "PUT", "/plugins", map[string]any{"name": "cors"}, 405, nil},
 		{"size above 1000", "GET", "/plugins?size=1001", nil, 400, nil},
 		{"filter ignored", "GET", "/plugins?service_id=00000000-0000-0000-0000-000000000001", nil, 200, func(t *testing.T, got map[string]any) {
-			if len(got["data"].([]any)) != 2 {
+			// Every plugin: the global cors and request-termination,
+			// and the two route plugins 0.14.1 made above.
+			if len(got["data"].([]any)) != 4 {
 				t.Errorf("data %v", got["data"])
 			}
 		}},
