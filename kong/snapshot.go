@@ -126,7 +126,7 @@ func (c *Client) Snapshot(ctx context.Context, gateway, label string) (string, e
 	if g.cfg.SnapshotDir == "" {
 		return "", fmt.Errorf("gateway %s: no snapshot directory configured", gateway)
 	}
-	bin, err := g.pgDumpPath()
+	bin, err := g.pgDumpPath("")
 	if err != nil {
 		return "", fmt.Errorf("snapshot: %w", err)
 	}

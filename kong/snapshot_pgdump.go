@@ -51,22 +51,33 @@ type PGDumpCheck struct {
 }
 
 // pgDumpPath is the pg_dump this gateway's snapshots run: the configured
-// one, or the newest found.
-func (g *gateway) pgDumpPath() (string, error) {
+// one, or the newest found. srvMajor, when known, names the client package
+// to install.
+func (g *gateway) pgDumpPath(srvMajor string) (string, error) {
+	pkg := "postgresql-client-<the datastore server's major version>"
+	if srvMajor != "" {
+		pkg = "postgresql-client-" + srvMajor + " (or newer)"
+	}
+	hint := "a datastore snapshot needs pg_dump; install " + pkg + " where kongbot runs, or set the gateway's pg_dump " +
+		"setting (docs/deploy.md, \"pg_dump for snapshots\")"
 	p := g.cfg.PGDump
 	if p == "" {
-		return findPGBin("pg_dump")
+		bin, err := findPGBin("pg_dump")
+		if err != nil {
+			return "", fmt.Errorf("%w: %s", err, hint)
+		}
+		return bin, nil
 	}
 	fi, err := os.Stat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "", fmt.Errorf("pg_dump %s (the gateway's pg_dump setting) does not exist", p)
+		return "", fmt.Errorf("pg_dump %s (the gateway's pg_dump setting) does not exist: %s", p, hint)
 	case err != nil:
-		return "", fmt.Errorf("pg_dump %s (the gateway's pg_dump setting): %w", p, err)
+		return "", fmt.Errorf("pg_dump %s (the gateway's pg_dump setting): %w: %s", p, err, hint)
 	case fi.IsDir():
-		return "", fmt.Errorf("pg_dump %s (the gateway's pg_dump setting) is a directory, not a program", p)
+		return "", fmt.Errorf("pg_dump %s (the gateway's pg_dump setting) is a directory, not a program: %s", p, hint)
 	case fi.Mode()&0o111 == 0:
-		return "", fmt.Errorf("pg_dump %s (the gateway's pg_dump setting) is not executable", p)
+		return "", fmt.Errorf("pg_dump %s (the gateway's pg_dump setting) is not executable: %s", p, hint)
 	}
 	return p, nil
 }
@@ -79,14 +90,17 @@ func (c *Client) CheckPGDump(ctx context.Context, gateway string) (PGDumpCheck, 
 	if err != nil {
 		return PGDumpCheck{}, err
 	}
-	bin, err := g.pgDumpPath()
-	if err != nil {
-		return PGDumpCheck{}, fmt.Errorf("%w: a datastore snapshot needs pg_dump; install the PostgreSQL client "+
-			"(postgresql-client-<server major>) where kongbot runs, or set the gateway's pg_dump setting (docs/deploy.md, \"pg_dump for snapshots\")", err)
+	srv, srvErr := serverVersion(ctx, g.cfg.DatastoreDSN)
+	major := ""
+	if srvErr == nil {
+		major = srv.major()
 	}
-	srv, err := serverVersion(ctx, g.cfg.DatastoreDSN)
+	bin, err := g.pgDumpPath(major)
 	if err != nil {
-		return PGDumpCheck{Path: bin}, err
+		return PGDumpCheck{}, err
+	}
+	if srvErr != nil {
+		return PGDumpCheck{Path: bin}, srvErr
 	}
 	return checkPGDump(ctx, bin, srv)
 }

@@ -102,7 +102,8 @@ func TestCheckPGDump(t *testing.T) {
 		{"configured, an older major", older, "pg_dump " + itoa(major-1) + " (" + older + ") cannot dump the datastore's PostgreSQL " + srv.text +
 			" server: pg_dump refuses a server of a newer major version; install postgresql-client-" + itoa(major) +
 			" (or newer) where kongbot runs, or point the gateway's pg_dump setting at a pg_dump " + itoa(major) + " or newer"},
-		{"configured, missing", "/nonexistent/pg_dump", "pg_dump /nonexistent/pg_dump (the gateway's pg_dump setting) does not exist"},
+		{"configured, missing", "/nonexistent/pg_dump", "pg_dump /nonexistent/pg_dump (the gateway's pg_dump setting) does not exist: " +
+			"a datastore snapshot needs pg_dump; install postgresql-client-" + itoa(major) + " (or newer) where kongbot runs"},
 		{"configured, not executable", notExec, "is not executable"},
 		{"configured, a directory", t.TempDir(), "is a directory"},
 	}
