@@ -62,8 +62,11 @@ func md(s string) *slack.TextBlockObject {
 // esc escapes text that is not ours (error messages, reasons, log lines)
 // for mrkdwn: Slack reads <, > and & as markup.
 func esc(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	return slackEscaper.Replace(s)
 }
+
+// slackEscaper is built once: a Replacer is safe for concurrent use.
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 // clip cuts s to at most n characters, as Slack counts them.
 func clip(s string, n int) string {
