@@ -4,8 +4,10 @@
 // effect runs: a step's intent (running, attempt N) is durable before its
 // Do, and its outcome is durable before the next step starts. On start,
 // Resume feeds every unfinished run the engine's resume event, so a step
-// that was running when the process died is verified (done: succeeded; not
-// done: failed "interrupted", or run again when the step is idempotent).
+// that was running when the process died is verified first when its Verify
+// proves Do complete (done: succeeded, not run again), and otherwise run
+// again when idempotent; a step that is not idempotent and not done fails
+// "interrupted" for a person to retry or abort.
 package runner
 
 import (
@@ -349,12 +351,28 @@ func auditFor(before, after steps.Run, ev steps.Event, refused error) store.Audi
 			if st.Error != "" && (ev.Kind == steps.EvStepFailed || ev.Kind == steps.EvVerified) {
 				fmt.Fprintf(&text, " (%s)", st.Error)
 			}
+			if ev.Kind == steps.EvVerified && st.Status == steps.StepRunning {
+				// A step found running after a restart, verified not done:
+				// the record says why it runs again.
+				fmt.Fprintf(&text, " (interrupted, %s; running it again, attempt %d)", notDone(ev), st.Attempts)
+			}
 		}
 		if after.Current != before.Current && after.Current != "" {
 			fmt.Fprintf(&text, "; now at %s", after.Current)
 		}
 	}
 	return store.AuditEntry{Kind: kind, Actor: actor(ev.User), Step: step, Text: text.String(), Data: data}
+}
+
+// notDone says what a verification found missing, or why it could not tell.
+func notDone(ev steps.Event) string {
+	switch {
+	case ev.Err != "":
+		return "not verified: " + ev.Err
+	case ev.Check != nil && len(ev.Check.Missing) > 0:
+		return "not done: " + strings.Join(ev.Check.Missing, "; ")
+	}
+	return "not done"
 }
 
 // Resume feeds the resume event to every run that is not finished, after

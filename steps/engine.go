@@ -393,6 +393,15 @@ func (m *machine) verified(ev Event) error {
 			m.advance()
 			return nil
 		}
+		// Not done, or Verify could not tell (an error): an idempotent
+		// step is safe to run again, which is what it would have done
+		// without the verification. Not when an abort waits for this
+		// step's outcome: the step stays interrupted and the abort goes on.
+		if def.Idempotent && !m.r.AbortRequested {
+			st.Attempts++
+			m.emit(Effect{Kind: EffExecute, Step: st.ID, Attempt: st.Attempts})
+			return nil
+		}
 		msg := "interrupted"
 		if t := failText(ev); t != "failed" {
 			msg += "; " + t
@@ -678,7 +687,14 @@ func (m *machine) resume() error {
 		if st.Status != StepRunning {
 			return fmt.Errorf("%w: run %s is running but step %s is %s", ErrInvalidEvent, m.r.ID, st.ID, st.Status)
 		}
-		if def.Idempotent {
+		// The crash may have come after the step's side effect: a step
+		// whose Verify proves Do complete is verified first, so a done
+		// `migrations finish` is not run a second time. A non-idempotent
+		// step is always only verified. An idempotent step whose Verify
+		// could pass on a Do cut short (or that has no Do: running it is
+		// verifying it) runs again, as verifying first could skip the
+		// rest of its work.
+		if def.Idempotent && !(def.VerifyComplete && def.Do != nil && def.Verify != nil) {
 			st.Attempts++
 			m.emit(Effect{Kind: EffExecute, Step: st.ID, Attempt: st.Attempts})
 			return nil

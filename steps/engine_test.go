@@ -672,10 +672,17 @@ func TestResume(t *testing.T) {
 			t.Errorf("retry after interruption: %v, %v", err, effs)
 		}
 	})
-	t.Run("idempotent running step runs again", func(t *testing.T) {
-		r := running(t, "0.14.1", "hop2.migrations-finish")
+	t.Run("idempotent running step whose Verify is partial runs again", func(t *testing.T) {
+		r := running(t, "0.14.1", "hop2.traffic-shift")
 		_, effs, err := Transition(r, Event{Kind: EvResume}, DefaultRules(), now)
 		if err != nil || len(effs) != 1 || effs[0].Kind != EffExecute || effs[0].Attempt != 2 {
+			t.Fatalf("resume idempotent: %v, %v", err, effs)
+		}
+	})
+	t.Run("idempotent running step whose Verify is complete is verified first", func(t *testing.T) {
+		r := running(t, "0.14.1", "hop2.migrations-finish")
+		_, effs, err := Transition(r, Event{Kind: EvResume}, DefaultRules(), now)
+		if err != nil || len(effs) != 1 || effs[0].Kind != EffVerify || effs[0].Step != "hop2.migrations-finish" {
 			t.Fatalf("resume idempotent: %v, %v", err, effs)
 		}
 	})
@@ -705,6 +712,145 @@ func TestResume(t *testing.T) {
 			t.Fatalf("resume rollback: %v, %v", err, effs)
 		}
 	})
+}
+
+// interrupted runs the harness to step id (which waits for approval),
+// approves it and stops where the runner would have been killed: the step
+// running, attempt 1 durable, its Do not carried out. With effectDone the
+// kill came after Do's side effect, before its outcome was recorded.
+func interrupted(t *testing.T, id string, effectDone bool) *harness {
+	t.Helper()
+	h := runTo(t, id, nil)
+	for _, u := range []string{"ULEAD1", "ULEAD2", "ULEAD3"} {
+		if h.run.Status != RunAwaitingApproval {
+			break
+		}
+		r, _, err := Transition(h.run, Event{Kind: EvApprove, Step: id, User: u, Eligible: true, Fingerprint: h.run.Fingerprint}, h.rules, h.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.run = r
+	}
+	if st, _ := h.run.Step(id); h.run.Status != RunRunning || st.Status != StepRunning || st.Attempts != 1 {
+		t.Fatalf("not running %s: run %s, step %+v", id, h.run.Status, st)
+	}
+	if effectDone {
+		p, _ := PlanPath(h.run.From, h.run.Target)
+		def, _ := p.Step(id)
+		if err := def.Do(context.Background(), h.env()); err != nil {
+			t.Fatalf("%s Do: %v", id, err)
+		}
+	}
+	return h
+}
+
+// After a crash inside a step, resume verifies it first when its Verify
+// proves Do complete: done means succeeded without Do again (a completed
+// `migrations finish` is not run twice); not done runs an idempotent step
+// again and asks a person about any other. A step whose Verify could pass
+// on a Do cut short runs again without a verification.
+func TestResumeVerifiesInterruptedStep(t *testing.T) {
+	boom := errors.New("connection refused")
+	cases := []struct {
+		name       string
+		step       string
+		effectDone bool
+		// crash changes the gateway or the run as the kill left them.
+		crash func(h *harness)
+		// op is the fake gateway's operation Do performs.
+		op string
+		// want: the effects resume led to (verify, execute), the Do calls
+		// during resume, the step's status and error prefix, attempts.
+		effects  []EffectKind
+		calls    int
+		status   StepStatus
+		errText  string
+		attempts int
+		runState RunStatus
+		at       string // the run's current step after resume
+	}{
+		{name: "idempotent, done before the crash: succeeded without Do", step: "hop2.migrations-finish", effectDone: true,
+			op: "migrate 1.0.3 finish", effects: []EffectKind{EffVerify}, calls: 0, status: StepSucceeded, attempts: 1, runState: RunSucceeded},
+		{name: "idempotent, not done: runs again", step: "hop2.migrations-finish",
+			op: "migrate 1.0.3 finish", effects: []EffectKind{EffVerify, EffExecute}, calls: 1, status: StepSucceeded, attempts: 2, runState: RunSucceeded},
+		{name: "idempotent, Verify errors: runs again", step: "hop2.migrations-finish",
+			crash: func(h *harness) { h.gw.failNext = map[string]error{"inspect": boom} },
+			op:    "migrate 1.0.3 finish", effects: []EffectKind{EffVerify, EffExecute}, calls: 1, status: StepSucceeded, attempts: 2, runState: RunSucceeded},
+		{name: "irreversible delete, done: succeeded without Do", step: "hop2.apis-delete", effectDone: true,
+			op: "delete apis", effects: []EffectKind{EffVerify}, calls: 0, status: StepSucceeded, attempts: 1, runState: RunAwaitingApproval, at: "hop2.migrations-up"},
+		{name: "not idempotent, done: succeeded", step: "hop2.migrations-up", effectDone: true,
+			op: "migrate 1.0.3 up", effects: []EffectKind{EffVerify}, calls: 0, status: StepSucceeded, attempts: 1, runState: RunAwaitingApproval, at: "hop2.traffic-shift"},
+		{name: "not idempotent, not done: waits for a person", step: "hop2.migrations-up",
+			op: "migrate 1.0.3 up", effects: []EffectKind{EffVerify}, calls: 0, status: StepFailed,
+			errText: "interrupted; not verified: schema is 0.14, want 1.0-pending", attempts: 1, runState: RunFailed, at: "hop2.migrations-up"},
+		{name: "not idempotent, Verify errors: waits for a person", step: "hop2.migrations-up",
+			crash: func(h *harness) { h.gw.failNext = map[string]error{"inspect": boom} },
+			op:    "migrate 1.0.3 up", effects: []EffectKind{EffVerify}, calls: 0, status: StepFailed,
+			errText: "interrupted; inspecting prod: connection refused", attempts: 1, runState: RunFailed, at: "hop2.migrations-up"},
+		{name: "Verify reads only part of Do (weights, not bake and drain): runs again unverified", step: "hop2.traffic-shift",
+			crash: func(h *harness) { h.gw.hop, h.gw.newPct["hop2"] = "hop2", 100 },
+			op:    "shift hop2", effects: []EffectKind{EffExecute}, calls: 1, status: StepSucceeded, attempts: 2, runState: RunAwaitingApproval, at: "hop2.migrations-finish"},
+		{name: "abort asked during the step, not done: not run again, the abort goes on", step: "hop2.migrations-finish",
+			crash: func(h *harness) {
+				r, _, err := Transition(h.run, Event{Kind: EvAbort, User: "ULEAD1"}, h.rules, h.now)
+				if err != nil || !r.AbortRequested {
+					h.t.Fatalf("abort while running: %v", err)
+				}
+				h.run = r
+			},
+			op: "migrate 1.0.3 finish", effects: []EffectKind{EffVerify}, calls: 0, status: StepFailed,
+			errText: "interrupted; not verified: schema is 1.0-pending, want 1.0", attempts: 1, runState: RunAborting, at: "hop2.migrations-finish"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := interrupted(t, tc.step, tc.effectDone)
+			if tc.crash != nil {
+				tc.crash(h)
+			}
+			before, mark := h.gw.calls[tc.op], len(h.log)
+			h.must(Event{Kind: EvResume})
+			var got []EffectKind
+			for _, e := range h.log[mark:] {
+				if (e.Kind == EffVerify || e.Kind == EffExecute) && e.Step == tc.step {
+					got = append(got, e.Kind)
+				}
+			}
+			if !slices.Equal(got, tc.effects) {
+				t.Errorf("effects on %s: %v, want %v", tc.step, got, tc.effects)
+			}
+			if n := h.gw.calls[tc.op] - before; n != tc.calls {
+				t.Errorf("%s ran %d times on resume, want %d", tc.op, n, tc.calls)
+			}
+			st, _ := h.run.Step(tc.step)
+			if st.Status != tc.status || !strings.HasPrefix(st.Error, tc.errText) || st.Attempts != tc.attempts {
+				t.Errorf("step %s %q, attempts %d; want %s %q, attempts %d", st.Status, st.Error, st.Attempts, tc.status, tc.errText, tc.attempts)
+			}
+			if h.run.Status != tc.runState || h.run.Current != tc.at {
+				t.Errorf("run %s at %q, want %s at %q", h.run.Status, h.run.Current, tc.runState, tc.at)
+			}
+		})
+	}
+}
+
+// VerifyComplete promises that Verify judges Do's work: a step with it has
+// both.
+func TestVerifyCompleteStepsHaveDoAndVerify(t *testing.T) {
+	p, err := PlanPath("0.13.1", "1.0.3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range p.Steps() {
+		if s.VerifyComplete {
+			n++
+			if s.Do == nil || s.Verify == nil {
+				t.Errorf("%s is VerifyComplete without both Do and Verify", s.ID)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no step is verified first on resume")
+	}
 }
 
 // Manual steps: verified at once, polled on a timer while not done.

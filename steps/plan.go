@@ -57,9 +57,19 @@ type Step struct {
 	Runbook string
 	Kind    Kind
 	Risk    Risk
-	// Idempotent steps are run again after a crash; others are verified and,
-	// when not done, left failed ("interrupted") for a human to retry.
+	// Idempotent steps may run again after a crash; others are only
+	// verified and, when not done, left failed ("interrupted") for a human
+	// to retry.
 	Idempotent bool
+	// VerifyComplete: Verify reads back everything Do leaves behind,
+	// including what later steps read from the journal, so Verify saying
+	// done proves Do has no work left. An idempotent step found running
+	// after a crash is then verified first and runs again only when not
+	// done. Without it an idempotent step runs again at once: its Verify
+	// could pass on a Do cut short (a traffic shift's weights read 100 %
+	// before its bake at 100 % and the old generation's drain; a plugin
+	// answering before its ID is in the journal).
+	VerifyComplete bool
 	// Skippable steps may be skipped by an approver.
 	Skippable bool
 	// Gate: the step waits for approval (by its Risk's rule) before it runs.

@@ -221,7 +221,7 @@ func hop2() Hop {
 			Verify: verifyPlugins(bundled10, "1.0.3"),
 		},
 		{
-			ID: "hop2.custom-plugins", Hop: "hop2", Kind: KindCheck, Risk: RiskHigh, Gate: true, Idempotent: true,
+			ID: "hop2.custom-plugins", Hop: "hop2", Kind: KindCheck, Risk: RiskHigh, Gate: true, Idempotent: true, VerifyComplete: true,
 			Title:    "Confirm custom plugins work on 1.0.3",
 			Runbook:  "Custom plugins are not checked by Kong: an approver confirms a 1.0.3-compatible build will be on the new nodes.",
 			SkipWhen: skipWhenEmpty(jHop2CustomPlugins, "no custom plugins in use"),
@@ -310,7 +310,9 @@ func hop2() Hop {
 			},
 		},
 		{
-			ID: "hop2.apis-delete", Hop: "hop2", Kind: KindAction, Risk: RiskIrreversible, Gate: true, Idempotent: true, Skippable: true,
+			// No API left is everything the delete does (it refuses, and
+			// fails, while an API it did not convert remains).
+			ID: "hop2.apis-delete", Hop: "hop2", Kind: KindAction, Risk: RiskIrreversible, Gate: true, Idempotent: true, Skippable: true, VerifyComplete: true,
 			Title:    "Delete the converted APIs",
 			Runbook:  "Kong 1.0 will not migrate with APIs present; once their Services and Routes work, the APIs are deleted.",
 			SkipWhen: skipWhenZero(jHop2APIs, "no APIs to delete"),
@@ -402,7 +404,9 @@ func CheckOf(err error) (Check, bool) {
 
 func snapshotStep(hop, key, target string) Step {
 	return Step{
-		ID: hop + ".snapshot", Hop: hop, Kind: KindAction, Risk: RiskNormal, Idempotent: true,
+		// Do's last act records the archive and its counts in one write;
+		// Verify reads that archive back whole.
+		ID: hop + ".snapshot", Hop: hop, Kind: KindAction, Risk: RiskNormal, Idempotent: true, VerifyComplete: true,
 		Title:   "Snapshot the datastore",
 		Runbook: fmt.Sprintf("A consistent copy of the datastore is taken before the %s migrations.", target),
 		Describe: func(l Labels) string {
@@ -508,7 +512,9 @@ func migrationStep(hop, target string, verb MigrationVerb, risk Risk, group stri
 		runbook = "`kong migrations finish` of 1.0.3 removes what 0.14 needs: after it, 0.14 nodes cannot start and there is no way back."
 	}
 	return Step{
-		ID: id, Hop: hop, Kind: KindAction, Risk: risk, Gate: true, Group: group, Idempotent: idempotent,
+		// The schema by SQL, once a migration still running has ended, is
+		// all a migration leaves behind.
+		ID: id, Hop: hop, Kind: KindAction, Risk: risk, Gate: true, Group: group, Idempotent: idempotent, VerifyComplete: true,
 		Title:   fmt.Sprintf("kong migrations %s (%s)", verb, target),
 		Runbook: runbook,
 		Describe: func(l Labels) string {
