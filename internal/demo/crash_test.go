@@ -171,6 +171,14 @@ func TestCrashInjection(t *testing.T) {
 		case <-w.bot.done:
 			if lastArmed == "hop2.migrations-finish" {
 				w.finishKills++
+				// This time the host comes back only after the finish the
+				// killed bot started has completed: the resumed step must
+				// find it done and not run `finish` a second time.
+				for end := time.Now().Add(60 * time.Second); len(migrationsRunning()) > 0; time.Sleep(20 * time.Millisecond) {
+					if time.Now().After(end) {
+						t.Fatalf("migrations finish still runs 60s after the kill: %v", migrationsRunning())
+					}
+				}
 			}
 			restart("inside "+lastArmed+" (killed by the migration)", lastAudit, id)
 			return true
@@ -224,10 +232,20 @@ func TestCrashInjection(t *testing.T) {
 		}
 		t.Logf("kill %-60s ready %6s resumed %6s", rf.point, rf.ready.Round(time.Millisecond), rf.resumed.Round(time.Millisecond))
 	}
-	if n := strings.Count(w.bot.Logs(), "followed a migration started before a restart"); n < migrationsLeftRunning {
-		t.Errorf("%d restarts found a migration still running, but the bot followed %d", migrationsLeftRunning, n)
+	// A migration seen running at a restart may end before the resumed
+	// bot looks for it (about a second later): then the bot finds the
+	// schema done instead, which "each migration ran once" and "no retry"
+	// check. So not every one is followed, but the follow must happen.
+	followed := strings.Count(w.bot.Logs(), "followed a migration started before a restart")
+	if migrationsLeftRunning > 0 && followed == 0 {
+		t.Errorf("%d restarts found a migration still running, but the bot followed none", migrationsLeftRunning)
 	}
-	t.Logf("%d restarts found the killed bot's migration still running", migrationsLeftRunning)
+	t.Logf("%d restarts found the killed bot's migration still running; the bot followed %d", migrationsLeftRunning, followed)
+	// checkRun asserts `finish` ran once: that means something only if the
+	// bot was killed inside it.
+	if w.finishKills != 1 {
+		t.Errorf("%d kills inside migrations-finish, want 1", w.finishKills)
+	}
 	f := checkRun(t, w, id, r, began)
 	t.Logf("crash rehearsal: %d kills, %d retries; %s", len(resumes), w.retries, f)
 }
