@@ -368,7 +368,7 @@ func auditFor(before, after steps.Run, ev steps.Event, refused error) store.Audi
 func notDone(ev steps.Event) string {
 	switch {
 	case ev.Err != "":
-		return "not verified: " + ev.Err
+		return ev.Err
 	case ev.Check != nil && len(ev.Check.Missing) > 0:
 		return "not done: " + strings.Join(ev.Check.Missing, "; ")
 	}

@@ -264,3 +264,36 @@ func TestMessageKeys(t *testing.T) {
 		}
 	}
 }
+
+// A step found running after a restart and verified not done runs again;
+// the audit line says what the verification found and the new attempt.
+func TestAuditOfVerification(t *testing.T) {
+	before := steps.Run{ID: "r1", Status: steps.RunRunning, Current: "hop2.migrations-finish",
+		Steps: []steps.StepState{{ID: "hop2.migrations-finish", Status: steps.StepRunning, Attempts: 1}}}
+	rerun := before
+	rerun.Steps = []steps.StepState{{ID: "hop2.migrations-finish", Status: steps.StepRunning, Attempts: 2}}
+	done := before
+	done.Steps = []steps.StepState{{ID: "hop2.migrations-finish", Status: steps.StepSucceeded, Attempts: 1}}
+	for _, tc := range []struct {
+		name  string
+		after steps.Run
+		ev    steps.Event
+		want  string
+	}{
+		{name: "not done", after: rerun,
+			ev:   steps.Event{Kind: steps.EvVerified, Step: "hop2.migrations-finish", Check: &steps.Check{Missing: []string{"schema is 1.0-pending, want 1.0"}}},
+			want: "verified hop2.migrations-finish; step running (interrupted, not done: schema is 1.0-pending, want 1.0; running it again, attempt 2)"},
+		{name: "Verify failed", after: rerun,
+			ev:   steps.Event{Kind: steps.EvVerified, Step: "hop2.migrations-finish", Err: "verify: connection refused", Check: &steps.Check{}},
+			want: "verified hop2.migrations-finish; step running (interrupted, verify: connection refused; running it again, attempt 2)"},
+		{name: "done", after: done,
+			ev:   steps.Event{Kind: steps.EvVerified, Step: "hop2.migrations-finish", Check: &steps.Check{OK: true}},
+			want: "verified hop2.migrations-finish; step succeeded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := auditFor(before, tc.after, tc.ev, nil).Text; got != tc.want {
+				t.Errorf("audit text\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
