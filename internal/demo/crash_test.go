@@ -246,6 +246,27 @@ func TestCrashInjection(t *testing.T) {
 	if w.finishKills != 1 {
 		t.Errorf("%d kills inside migrations-finish, want 1", w.finishKills)
 	}
+	// The audit says so too: finish was started once, and the resumed
+	// bot's verification found it done.
+	if rep, err := w.client.Audit(ctx, id, false); err != nil {
+		t.Errorf("audit: %v", err)
+	} else {
+		var started, verified []string
+		for _, e := range rep.Entries {
+			if e.Step != "hop2.migrations-finish" {
+				continue
+			}
+			switch e.Kind {
+			case "execute":
+				started = append(started, e.Text)
+			case string(steps.EvVerified):
+				verified = append(verified, e.Text)
+			}
+		}
+		if len(started) != 1 || len(verified) != 1 || !strings.Contains(verified[0], "step succeeded") {
+			t.Errorf("finish in the audit: started %q, verified %q; want one start and one verification that found it done", started, verified)
+		}
+	}
 	f := checkRun(t, w, id, r, began)
 	t.Logf("crash rehearsal: %d kills, %d retries; %s", len(resumes), w.retries, f)
 }
