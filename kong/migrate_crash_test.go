@@ -199,3 +199,57 @@ func TestAwaitMigrationWithoutOne(t *testing.T) {
 		t.Fatal("another step's record followed")
 	}
 }
+
+// TestMigrationFoundByTokenAlone: a bot killed between starting the
+// migration and recording its PID left only the record written before the
+// start; the restarted bot finds the process by the token in its
+// environment and waits for it, and once it has ended does not wait.
+func TestMigrationFoundByTokenAlone(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openFileJournal(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := migrateChildClient(migrateChildCfg{DSN: "postgres://127.0.0.1:1/none", Script: "/bin/true", LogDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errLog := filepath.Join(dir, "out.log"), filepath.Join(dir, "err.log")
+	rec := migrationRecord{Token: "0123456789abcdef", Stdout: out, Stderr: errLog, Started: time.Now()}
+	b, _ := json.Marshal(rec)
+	key := migrationKey("1.0.3", steps.MigrateFinish)
+	if err := j.Put(key, string(b)); err != nil {
+		t.Fatal(err)
+	}
+	script := fakeKong(t, "for i in 1 2 3 4 5 6 7 8; do echo \"finishing $i\"; sleep 0.1; done")
+	of, _ := os.Create(out)
+	ef, _ := os.Create(errLog)
+	orphan := osexec.Command(script)
+	orphan.Env = append(os.Environ(), tokenEnv+"="+rec.Token)
+	orphan.Stdout, orphan.Stderr = of, ef
+	orphan.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	of.Close()
+	ef.Close()
+	exited := make(chan struct{})
+	go func() { orphan.Wait(); close(exited) }()
+
+	sink := &lineSink{}
+	followed, err := c.AwaitMigration(context.Background(), "gw", "1.0.3", steps.MigrateFinish, j, sink)
+	if err != nil || !followed {
+		t.Fatalf("AwaitMigration: followed %v, err %v", followed, err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("AwaitMigration returned while the migration still ran")
+	}
+	if !containsLine(sink.all(), "stdout: finishing 8") {
+		t.Errorf("followed output: %q", sink.all())
+	}
+	if followed, err := c.AwaitMigration(context.Background(), "gw", "1.0.3", steps.MigrateFinish, j, nil); followed || err != nil {
+		t.Fatalf("after the end: followed %v, err %v", followed, err)
+	}
+}
