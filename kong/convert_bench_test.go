@@ -36,7 +36,9 @@ import (
 // spent in the timed part, the datastore's commit latency (one-row INSERTs
 // one after another, before and after the timed part) and the 1-minute
 // load average before and after: on a shared machine both move the
-// figures.
+// figures. The PostgreSQL figure is the whole server's, so it means
+// something only when the benchmark has the server to itself (not with a
+// suite-wide $KONGBOT_TEST_PG).
 func BenchmarkConvert(b *testing.B) {
 	type benchCase struct {
 		datastore         string // "durable" or "nosync"
