@@ -44,11 +44,10 @@ func BenchmarkConvert(b *testing.B) {
 		datastore         string // "durable" or "nosync"
 		apis, concurrency int
 		delay             time.Duration // kongsim holds every request this long
-		pgCPU             bool
 	}
 	cases := []benchCase{
-		{"durable", 10000, 16, 0, true}, {"durable", 2000, 1, 0, true},
-		{"nosync", 10000, 16, 0, true}, {"nosync", 2000, 1, 0, true},
+		{"durable", 10000, 16, 0}, {"durable", 2000, 1, 0},
+		{"nosync", 10000, 16, 0}, {"nosync", 2000, 1, 0},
 	}
 	// KONG_BENCH_APIS=n:c[:delay] runs one other case, e.g. 10000:16:5ms;
 	// KONG_BENCH_DATASTORE=nosync runs it on the fsync-off server.
@@ -70,7 +69,7 @@ func BenchmarkConvert(b *testing.B) {
 		if ds != "durable" && ds != "nosync" {
 			b.Fatalf("KONG_BENCH_DATASTORE=%q: want durable or nosync", ds)
 		}
-		cases = []benchCase{{ds, n, k, d, true}}
+		cases = []benchCase{{ds, n, k, d}}
 	}
 	for _, bc := range cases {
 		name := fmt.Sprintf("datastore=%s/apis=%d/concurrency=%d/delay=%s", bc.datastore, bc.apis, bc.concurrency, bc.delay)
