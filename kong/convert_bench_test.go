@@ -14,6 +14,7 @@ import (
 	"github.com/kongbot/kongbot/internal/pgtest"
 	"github.com/kongbot/kongbot/kongsim"
 	"github.com/kongbot/kongbot/runner"
+	"github.com/kongbot/kongbot/steps"
 	"github.com/kongbot/kongbot/store"
 )
 
@@ -44,10 +45,12 @@ func BenchmarkConvert(b *testing.B) {
 		datastore         string // "durable" or "nosync"
 		apis, concurrency int
 		delay             time.Duration // kongsim holds every request this long
+		perAPI            bool          // one API at a time, each completely
 	}
 	cases := []benchCase{
-		{"durable", 10000, 16, 0}, {"durable", 2000, 1, 0},
-		{"nosync", 10000, 16, 0}, {"nosync", 2000, 1, 0},
+		{"durable", 10000, 16, 0, false}, {"durable", 2000, 16, 0, false},
+		{"durable", 2000, 1, 0, false}, {"durable", 2000, 1, 0, true},
+		{"nosync", 10000, 16, 0, false}, {"nosync", 2000, 1, 0, false},
 	}
 	// KONG_BENCH_APIS=n:c[:delay] runs one other case, e.g. 10000:16:5ms;
 	// KONG_BENCH_DATASTORE=nosync runs it on the fsync-off server.
@@ -69,10 +72,20 @@ func BenchmarkConvert(b *testing.B) {
 		if ds != "durable" && ds != "nosync" {
 			b.Fatalf("KONG_BENCH_DATASTORE=%q: want durable or nosync", ds)
 		}
-		cases = []benchCase{{ds, n, k, d}}
+		// KONG_BENCH_MODE=per-api converts one API at a time, each
+		// completely (concurrency must be 1).
+		perAPI := os.Getenv("KONG_BENCH_MODE") == "per-api"
+		if perAPI && k != 1 {
+			b.Fatalf("KONG_BENCH_MODE=per-api needs concurrency 1, got %d", k)
+		}
+		cases = []benchCase{{ds, n, k, d, perAPI}}
 	}
 	for _, bc := range cases {
-		name := fmt.Sprintf("datastore=%s/apis=%d/concurrency=%d/delay=%s", bc.datastore, bc.apis, bc.concurrency, bc.delay)
+		mode := "batched"
+		if bc.perAPI {
+			mode = "per-api"
+		}
+		name := fmt.Sprintf("datastore=%s/mode=%s/apis=%d/concurrency=%d/delay=%s", bc.datastore, mode, bc.apis, bc.concurrency, bc.delay)
 		b.Run(name, func(b *testing.B) {
 			var total, cpu, pgCPU, commit time.Duration
 			pgKnown := true
@@ -106,7 +119,13 @@ func BenchmarkConvert(b *testing.B) {
 				cpu0 := processCPU()
 				b.StartTimer()
 				start := time.Now()
-				chk, err := c.Convert(context.Background(), "gw", j, nil)
+				var chk steps.Check
+				if bc.perAPI {
+					err = convertPerAPI(context.Background(), c, "gw", j)
+					chk.OK = err == nil
+				} else {
+					chk, err = c.Convert(context.Background(), "gw", j, nil)
+				}
 				total += time.Since(start)
 				b.StopTimer()
 				cpu += processCPU() - cpu0
@@ -138,6 +157,40 @@ func BenchmarkConvert(b *testing.B) {
 			b.ReportMetric(loadAvg1(), "load-after")
 		})
 	}
+}
+
+// convertPerAPI is the one-at-a-time baseline: each API converted
+// completely (probe the API, write its Service, its closed Route and its
+// plugin, open the Route, probe the Route) before the next one starts, in
+// the plan's order, through Convert's own code path (convertLevel with a
+// level of one API) and journal. What Convert adds is running each level's
+// APIs together phase by phase, so that the probes after the writes come
+// after all of the level's writes: a node rebuilds its router (reading
+// every Route and Service, and every plugin after a plugin write) on the
+// first request after a change (§8.1), once per phase instead of once per
+// API.
+func convertPerAPI(ctx context.Context, c *Client, gateway string, j steps.Journal) error {
+	g, err := c.gateway(gateway)
+	if err != nil {
+		return err
+	}
+	w, err := g.convWriter(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := g.loadPlan(ctx, w, j)
+	if err != nil {
+		return err
+	}
+	for _, it := range sortedItems(p.Items) {
+		if it.Skip != "" {
+			continue
+		}
+		if _, _, failures := g.convertLevel(ctx, w, j, []*planItem{it}); len(failures) > 0 {
+			return fmt.Errorf("API %s: %s", it.API.Name, strings.Join(failures, "; "))
+		}
+	}
+	return nil
 }
 
 // commitLatency is the mean time of 200 one-row INSERTs committed one

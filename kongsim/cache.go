@@ -68,6 +68,14 @@ type nodeCache struct {
 	pollMu   sync.Mutex
 	lastPoll time.Time
 	seen     map[string]time.Time
+
+	// pluginKeys are the plugins:… cache keys invalidated since the last
+	// rebuild took them: a rebuild re-reads only those plugins, as Kong
+	// evicts one key per plugin write. Recorded before the dirty bit is
+	// set, so a segPlugins bit without keys (taken early by a rebuild that
+	// raced the writer) falls back to reading every plugin.
+	keysMu     sync.Mutex
+	pluginKeys map[string]bool
 }
 
 // snapshot is an immutable ProxyView.
@@ -99,6 +107,14 @@ func (c *nodeCache) invalidate(keys ...string) {
 	var s segment
 	for _, k := range keys {
 		s |= segmentsForKey(k)
+		if strings.HasPrefix(k, "plugins:") {
+			c.keysMu.Lock()
+			if c.pluginKeys == nil {
+				c.pluginKeys = map[string]bool{}
+			}
+			c.pluginKeys[k] = true
+			c.keysMu.Unlock()
+		}
 	}
 	if s != 0 {
 		c.dirty.Or(uint32(s))
@@ -128,15 +144,20 @@ func (c *nodeCache) view(ctx context.Context) (ProxyView, error) {
 	}
 	g := c.gen.Load()
 	d := segment(c.dirty.Swap(0))
+	c.keysMu.Lock()
+	pluginKeys := c.pluginKeys
+	c.pluginKeys = nil
+	c.keysMu.Unlock()
 	next := *cur
 	next.gen = g
 	if d == 0 {
 		c.snap.Store(&next)
 		return &next, nil
 	}
-	if err := c.rebuild(ctx, &next, d); err != nil {
+	if err := c.rebuild(ctx, &next, d, pluginKeys); err != nil {
 		// Like Kong's cache, keep serving what was cached when the datastore
-		// cannot be read (schema moved, database down); retry next request.
+		// cannot be read (schema moved, database down); retry next request
+		// (every plugin then: the keys taken are not put back).
 		c.dirty.Or(uint32(d))
 		c.n.log.Warn("cache refresh failed, serving cached entities", "err", err)
 		return c.snap.Load(), nil
@@ -161,7 +182,7 @@ func (c *nodeCache) expired() bool {
 	return !c.built.IsZero() && time.Since(c.built) > ttl
 }
 
-func (c *nodeCache) rebuild(ctx context.Context, s *snapshot, d segment) error {
+func (c *nodeCache) rebuild(ctx context.Context, s *snapshot, d segment, pluginKeys map[string]bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	db := c.n.pool
@@ -199,8 +220,17 @@ func (c *nodeCache) rebuild(ctx context.Context, s *snapshot, d segment) error {
 			s.services[sv.ID] = sv
 		}
 	}
+	pluginsChanged := d&segPlugins != 0
 	if d&segPlugins != 0 {
-		ps, err := selectPlugins(ctx, db, v, "", nil)
+		var ps []Plugin
+		var err error
+		// A few keys are re-read one by one; after many writes (a batch of
+		// them) one read of the whole table costs less than a query per key.
+		if d != segAll && len(pluginKeys) > 0 && len(pluginKeys) <= maxPluginKeyReads {
+			ps, err = reloadPluginKeys(ctx, db, v, s.plugins, pluginKeys)
+		} else {
+			ps, err = selectPlugins(ctx, db, v, "", nil)
+		}
 		if err != nil {
 			return err
 		}
@@ -227,6 +257,7 @@ func (c *nodeCache) rebuild(ctx context.Context, s *snapshot, d segment) error {
 			return err
 		}
 		s.pluginsMap = names
+		pluginsChanged = true
 	}
 	if d&segConsumers != 0 {
 		cs, err := selectConsumers(ctx, db, "", nil)
@@ -246,6 +277,11 @@ func (c *nodeCache) rebuild(ctx context.Context, s *snapshot, d segment) error {
 			s.keys[k.Key] = k
 		}
 	}
+	if !pluginsChanged {
+		// s.running is unchanged: keeping the same slice lets the proxy
+		// keep its plugin index.
+		return nil
+	}
 	s.running = s.running[:0:0]
 	for _, p := range s.plugins {
 		if !s.loaded[p.Name] {
@@ -257,6 +293,53 @@ func (c *nodeCache) rebuild(ctx context.Context, s *snapshot, d segment) error {
 		s.running = append(s.running, p)
 	}
 	return nil
+}
+
+// maxPluginKeyReads is how many invalidated plugin keys a rebuild re-reads
+// one by one before it reads every plugin instead.
+const maxPluginKeyReads = 32
+
+// reloadPluginKeys replaces, in cur, the plugins named by the invalidated
+// cache keys (plugins:<name>:<route>:<service>:<consumer>:<api>) with what
+// the datastore holds for them now. cur is not modified.
+func reloadPluginKeys(ctx context.Context, db querier, v Version, cur []Plugin, keys map[string]bool) ([]Plugin, error) {
+	type tuple struct{ name, route, service, consumer, api string }
+	want := make(map[tuple]bool, len(keys))
+	for k := range keys {
+		f := strings.Split(strings.TrimPrefix(k, "plugins:"), ":")
+		if len(f) != 5 {
+			return nil, fmt.Errorf("plugin cache key %q: want plugins:<name>:<route>:<service>:<consumer>:<api>", k)
+		}
+		want[tuple{f[0], f[1], f[2], f[3], f[4]}] = true
+	}
+	out := make([]Plugin, 0, len(cur)+len(want))
+	for _, p := range cur {
+		if !want[tuple{p.Name, p.RouteID, p.ServiceID, p.ConsumerID, p.APIID}] {
+			out = append(out, p)
+		}
+	}
+	for t := range want {
+		where := "WHERE name = $1"
+		args := []any{t.name}
+		cols := []struct{ col, val string }{{"route_id", t.route}, {"service_id", t.service}, {"consumer_id", t.consumer}}
+		if !v.Is10() {
+			cols = append(cols, struct{ col, val string }{"api_id", t.api})
+		}
+		for _, c := range cols {
+			if c.val == "" {
+				where += " AND " + c.col + " IS NULL"
+				continue
+			}
+			args = append(args, c.val)
+			where += fmt.Sprintf(" AND %s = $%d::uuid", c.col, len(args))
+		}
+		ps, err := selectPlugins(ctx, db, v, where, args)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
 }
 
 func (s *snapshot) Version() Version { return s.version }

@@ -115,7 +115,7 @@ func (p *proxy) current(ctx context.Context) (*proxyState, error) {
 	if st := p.state.Load(); st != nil && sameView(st.view, v) {
 		return st, nil
 	}
-	st := compileState(v)
+	st := compileState(v, p.state.Load())
 	for _, s := range append(st.routes.skipped, apisSkipped(st)...) {
 		p.log.Warn("entity not routable", "reason", s)
 	}
@@ -143,14 +143,36 @@ func sameView(a, b ProxyView) bool {
 	return a == b
 }
 
-func compileState(v ProxyView) *proxyState {
+// compileState builds the routers and the plugin index of a view, reusing
+// prev's for the parts whose entities did not change (the cache keeps an
+// unchanged set's slice): Kong rebuilds a router only when its version key
+// is invalidated, and a plugin write evicts one cache key, not every
+// plugin.
+func compileState(v ProxyView, prev *proxyState) *proxyState {
 	st := &proxyState{view: v}
-	st.routes = newRoutesRouter(v.Routes(), v.Service)
-	if !v.Version().Is10() {
-		st.apis = newAPIRouter(v.APIs())
+	if prev != nil && sameSlice(prev.view.Routes(), v.Routes()) {
+		st.routes = prev.routes
+	} else {
+		st.routes = newRoutesRouter(v.Routes(), v.Service)
 	}
-	st.plugins = newPluginIndex(v.Plugins())
+	if !v.Version().Is10() {
+		if prev != nil && prev.apis != nil && sameSlice(prev.view.APIs(), v.APIs()) {
+			st.apis = prev.apis
+		} else {
+			st.apis = newAPIRouter(v.APIs())
+		}
+	}
+	if prev != nil && sameSlice(prev.view.Plugins(), v.Plugins()) {
+		st.plugins = prev.plugins
+	} else {
+		st.plugins = newPluginIndex(v.Plugins())
+	}
 	return st
+}
+
+// sameSlice reports whether a and b are the same slice (not just equal).
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // reqCtx is the per-request state shared by the plugins.
