@@ -118,6 +118,34 @@ func convertChild() int {
 	return 0
 }
 
+// killChildWhen re-executes the test binary as a child (env=val selects
+// what it runs, in TestMain), waits up to 30 s for ready, then SIGKILLs it
+// and checks that it had not finished by itself.
+func killChildWhen(t *testing.T, env, val string, ready func() bool) {
+	t.Helper()
+	cmd := osexec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+val)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !ready(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("child made no progress: %s", stderr.String())
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if strings.Contains(stderr.String(), "child finished") {
+		t.Fatal("the child finished before it was killed")
+	}
+}
+
 // TestConvertSurvivesSIGKILL kills a process in the middle of a conversion
 // (requests in flight, journal writes pending) and resumes from its
 // journal file in another process.
@@ -126,32 +154,10 @@ func TestConvertSurvivesSIGKILL(t *testing.T) {
 	const apis = 202
 	jpath := filepath.Join(t.TempDir(), "journal")
 	cfg, _ := json.Marshal(map[string]string{"DSN": dsn, "Admin": node.AdminURL(), "Proxy": node.ProxyURL(), "Journal": jpath})
-	cmd := osexec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	killChildWhen(t, childEnv, string(cfg), func() bool {
 		b, _ := os.ReadFile(jpath)
-		if n := strings.Count(string(b), `/done"`); n >= 70 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("child made no progress: %s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	if strings.Contains(stderr.String(), "child finished") {
-		t.Fatal("the child finished before it was killed")
-	}
+		return strings.Count(string(b), `/done"`) >= 70
+	})
 	j, err := openFileJournal(jpath)
 	if err != nil {
 		t.Fatal(err)

@@ -74,37 +74,15 @@ func testMigrationSurvivesBotSIGKILL(t *testing.T, resume string) {
 	script := fakeKong(t, fmt.Sprintf("echo started >> %s\nfor i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do echo \"migrating $i\"; echo \"warn $i\" >&2; sleep 0.2; done\necho done > %s\necho 'all migrated'", starts, marker))
 	cfg := migrateChildCfg{DSN: dsn, Script: script, Journal: filepath.Join(dir, "journal"), LogDir: filepath.Join(dir, "logs")}
 	b, _ := json.Marshal(cfg)
-	cmd := osexec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), migrateChildEnv+"="+string(b))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	killChildWhen(t, migrateChildEnv, string(b), func() bool {
 		jb, _ := os.ReadFile(cfg.Journal)
 		logs, _ := filepath.Glob(filepath.Join(cfg.LogDir, "*.out.log"))
 		var lb []byte
 		if len(logs) == 1 {
 			lb, _ = os.ReadFile(logs[0])
 		}
-		if strings.Contains(string(jb), migrationKey("0.14.1", steps.MigrateUp)) && strings.Contains(string(lb), "migrating 2") {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("child made no progress: %s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	if strings.Contains(stderr.String(), "child finished") {
-		t.Fatal("the child finished before it was killed")
-	}
+		return strings.Contains(string(jb), migrationKey("0.14.1", steps.MigrateUp)) && strings.Contains(string(lb), "migrating 2")
+	})
 	if _, err := os.Stat(marker); err == nil {
 		t.Fatal("the migration finished before the bot was killed; the test proves nothing")
 	}
@@ -153,15 +131,7 @@ func testMigrationSurvivesBotSIGKILL(t *testing.T, resume string) {
 // TestAwaitMigrationWithoutOne: a Verify with nothing recorded, or with a
 // record whose process has ended, does not wait.
 func TestAwaitMigrationWithoutOne(t *testing.T) {
-	dir := t.TempDir()
-	j, err := openFileJournal(filepath.Join(dir, "journal"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := migrateChildClient(migrateChildCfg{DSN: "postgres://127.0.0.1:1/none", Script: "/bin/true", LogDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, j, c := awaitEnv(t)
 	if followed, err := c.AwaitMigration(context.Background(), "gw", "0.14.1", steps.MigrateUp, j, nil); followed || err != nil {
 		t.Fatalf("empty journal: followed %v, err %v", followed, err)
 	}
@@ -205,15 +175,7 @@ func TestAwaitMigrationWithoutOne(t *testing.T) {
 // start; the restarted bot finds the process by the token in its
 // environment and waits for it, and once it has ended does not wait.
 func TestMigrationFoundByTokenAlone(t *testing.T) {
-	dir := t.TempDir()
-	j, err := openFileJournal(filepath.Join(dir, "journal"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := migrateChildClient(migrateChildCfg{DSN: "postgres://127.0.0.1:1/none", Script: "/bin/true", LogDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, j, c := awaitEnv(t)
 	out, errLog := filepath.Join(dir, "out.log"), filepath.Join(dir, "err.log")
 	rec := migrationRecord{Token: "0123456789abcdef", Stdout: out, Stderr: errLog, Started: time.Now()}
 	b, _ := json.Marshal(rec)
@@ -252,4 +214,19 @@ func TestMigrationFoundByTokenAlone(t *testing.T) {
 	if followed, err := c.AwaitMigration(context.Background(), "gw", "1.0.3", steps.MigrateFinish, j, nil); followed || err != nil {
 		t.Fatalf("after the end: followed %v, err %v", followed, err)
 	}
+}
+
+// awaitEnv is a journal file and a client whose datastore is never reached.
+func awaitEnv(t *testing.T) (string, *fileJournal, *Client) {
+	t.Helper()
+	dir := t.TempDir()
+	j, err := openFileJournal(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := migrateChildClient(migrateChildCfg{DSN: "postgres://127.0.0.1:1/none", Script: "/bin/true", LogDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, j, c
 }
