@@ -76,7 +76,10 @@ type Server struct {
 	client  *http.Client
 	started bool
 	closed  chan struct{}
-	bg      sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+	bg        sync.WaitGroup
 
 	mu    sync.Mutex
 	st    *state
@@ -245,13 +248,15 @@ func (s *Server) dropIfDown(w http.ResponseWriter) bool {
 }
 
 // Close stops the server, drops Socket Mode connections and waits for
-// background work. It is safe to call more than once.
+// background work. It is safe to call more than once and from several
+// goroutines at once (the context watcher and the owner may race): every
+// call returns once the server is down, with the first call's result.
 func (s *Server) Close() error {
-	select {
-	case <-s.closed:
-		return nil
-	default:
-	}
+	s.closeOnce.Do(func() { s.closeErr = s.shutdown() })
+	return s.closeErr
+}
+
+func (s *Server) shutdown() error {
 	close(s.closed)
 	if s.srv == nil {
 		return nil
