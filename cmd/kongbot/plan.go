@@ -71,15 +71,18 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 }
 
 type planStepJSON struct {
-	N           int                `json:"n"`
-	ID          string             `json:"id"`
-	Hop         string             `json:"hop"`
-	Title       string             `json:"title"`
-	Runbook     string             `json:"runbook"`
-	Description string             `json:"description"`
-	Kind        steps.Kind         `json:"kind"`
-	Risk        steps.Risk         `json:"risk"`
-	Idempotent  bool               `json:"idempotent"`
+	N           int        `json:"n"`
+	ID          string     `json:"id"`
+	Hop         string     `json:"hop"`
+	Title       string     `json:"title"`
+	Runbook     string     `json:"runbook"`
+	Description string     `json:"description"`
+	Kind        steps.Kind `json:"kind"`
+	Risk        steps.Risk `json:"risk"`
+	Idempotent  bool       `json:"idempotent"`
+	// VerifyFirst: after a restart inside the step, its Verify decides
+	// whether it runs again (Step.VerifyComplete).
+	VerifyFirst bool               `json:"verify_first_on_resume"`
 	Skippable   bool               `json:"skippable"`
 	Group       string             `json:"group,omitempty"`
 	Approval    steps.StepApproval `json:"approval"`
@@ -103,7 +106,7 @@ func printPlanJSON(stdout, stderr io.Writer, p steps.Plan, l steps.Labels, rules
 	for i, s := range p.Steps() {
 		out.Steps = append(out.Steps, planStepJSON{
 			N: i + 1, ID: s.ID, Hop: s.Hop, Title: s.Title, Runbook: s.Runbook, Description: s.Description(l),
-			Kind: s.Kind, Risk: s.Risk, Idempotent: s.Idempotent, Skippable: s.Skippable, Group: s.Group,
+			Kind: s.Kind, Risk: s.Risk, Idempotent: s.Idempotent, VerifyFirst: s.VerifyComplete, Skippable: s.Skippable, Group: s.Group,
 			Approval: p.Approval(s.ID, rules),
 		})
 	}
@@ -153,6 +156,9 @@ func printPlan(w io.Writer, p steps.Plan, l steps.Labels, rules steps.ApprovalRu
 			flags := []string{}
 			if s.Idempotent {
 				flags = append(flags, "idempotent")
+			}
+			if s.VerifyComplete {
+				flags = append(flags, "verified first after a restart")
 			}
 			if s.Skippable {
 				flags = append(flags, "skippable")

@@ -21,6 +21,7 @@ func TestPlanText(t *testing.T) {
 		"hop1.traffic-switch", "hop2.traffic-shift", "hop1.decommission-old", "hop2.decommission-old",
 		"Steps 6-11 form the hop1-outage group",
 		"run `kong migrations up` of 0.14.1", "run `kong migrations up` of 1.0.3",
+		"kong migrations finish (1.0.3) [idempotent, verified first after a restart]",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("plan output lacks %q", want)
@@ -53,7 +54,7 @@ func TestPlanJSON(t *testing.T) {
 		t.Fatalf("plan %+v", got)
 	}
 	last := got.Steps[len(got.Steps)-1]
-	if last.ID != "hop2.migrations-finish" || !last.Approval.Needed || last.Approval.Rule.Approvers != 2 || last.Approval.Rule.AllowRequester {
+	if last.ID != "hop2.migrations-finish" || !last.Approval.Needed || last.Approval.Rule.Approvers != 2 || last.Approval.Rule.AllowRequester || !last.VerifyFirst {
 		t.Errorf("last step %+v", last)
 	}
 }
