@@ -19,13 +19,13 @@ import (
 // appended to a file and fsynced before it returns, as the store does, and
 // a PutMany is one appended line.
 type fileJournal struct {
-	mu sync.Mutex
-	m  map[string]string
+	*memJournal
+	mu sync.Mutex // orders file lines and map updates alike
 	f  *os.File
 }
 
 func openFileJournal(path string) (*fileJournal, error) {
-	j := &fileJournal{m: map[string]string{}}
+	j := &fileJournal{memJournal: newJournal()}
 	if f, err := os.Open(path); err == nil {
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 64<<20)
@@ -34,9 +34,7 @@ func openFileJournal(path string) (*fileJournal, error) {
 			// none of it); a torn last line (killed mid-write) is ignored.
 			var kv map[string]string
 			if json.Unmarshal(sc.Bytes(), &kv) == nil {
-				for k, v := range kv {
-					j.m[k] = v
-				}
+				_ = j.memJournal.PutMany(kv)
 			}
 		}
 		f.Close()
@@ -47,13 +45,6 @@ func openFileJournal(path string) (*fileJournal, error) {
 	}
 	j.f = f
 	return j, nil
-}
-
-func (j *fileJournal) Get(k string) (string, bool) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	v, ok := j.m[k]
-	return v, ok
 }
 
 func (j *fileJournal) Put(k, v string) error { return j.PutMany(map[string]string{k: v}) }
@@ -71,22 +62,7 @@ func (j *fileJournal) PutMany(kv map[string]string) error {
 	if err := j.f.Sync(); err != nil {
 		return err
 	}
-	for k, v := range kv {
-		j.m[k] = v
-	}
-	return nil
-}
-
-func (j *fileJournal) Keys(prefix string) []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []string
-	for k := range j.m {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, k)
-		}
-	}
-	return out
+	return j.memJournal.PutMany(kv)
 }
 
 const childEnv = "KONG_TEST_CONVERT_CHILD"
