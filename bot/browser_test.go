@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/kongbot/kongbot/bot"
-	"github.com/kongbot/kongbot/config"
 	"github.com/kongbot/kongbot/localslack"
 	"github.com/kongbot/kongbot/localslack/browser"
 	"github.com/kongbot/kongbot/schedule"
@@ -75,10 +74,7 @@ func TestBrowserReminderAndWindowOverride(t *testing.T) {
 	}
 	t0 := time.Date(2026, 12, 5, 4, 10, 0, 0, time.UTC) // after Saturday's window
 	clock := schedule.NewFakeClock(t0)
-	w, err := schedule.NewWindows([]config.ChangeWindow{{Name: "saturday-night", Start: "0 2 * * 6", Duration: 2 * time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := saturdayWindow(t)
 	rules := testRules
 	rules.RemindAfter, rules.Windows = 30*time.Minute, w
 	h := newHarness(t, bot.ModeSocket, newWorld013(), withClock(clock, rules))

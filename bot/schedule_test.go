@@ -15,6 +15,17 @@ import (
 // withClock gives the runner a fake clock and both the runner and the bot
 // rules (windows, expiry). The bot keeps the wall clock: its delivery
 // backoff and edit throttling need time to pass.
+// saturdayWindow is the change window "saturday-night", Saturdays 02:00 to
+// 04:00 UTC, for the gateways given (none: every gateway).
+func saturdayWindow(t *testing.T, gateways ...string) *schedule.Windows {
+	t.Helper()
+	w, err := schedule.NewWindows([]config.ChangeWindow{{Name: "saturday-night", Start: "0 2 * * 6", Duration: 2 * time.Hour, Gateways: gateways}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func withClock(c *schedule.FakeClock, rules steps.ApprovalRules) harnessOpt {
 	return func(bo *bot.Options, ro *runnerOptions, _ *localslack.Server) {
 		ro.Now, ro.Rules, bo.Rules = c.Now, rules, rules
@@ -184,10 +195,7 @@ func TestChangeWindowWaitAndOverride(t *testing.T) {
 	eachMode(t, func(t *testing.T, mode string) {
 		t0 := time.Date(2026, 12, 5, 4, 10, 0, 0, time.UTC) // Saturday, 10 minutes after the window closed
 		clock := schedule.NewFakeClock(t0)
-		w, err := schedule.NewWindows([]config.ChangeWindow{{Name: "saturday-night", Start: "0 2 * * 6", Duration: 2 * time.Hour, Gateways: []string{"prod"}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := saturdayWindow(t, "prod")
 		rules := testRules
 		rules.Windows = w
 		h := newHarness(t, mode, newWorld013(), withClock(clock, rules))
@@ -248,10 +256,7 @@ func TestWindowOpensAfterRefusedOverrides(t *testing.T) {
 		t0 := time.Date(2026, 12, 5, 4, 10, 0, 0, time.UTC)
 		opens := time.Date(2026, 12, 12, 2, 0, 0, 0, time.UTC)
 		clock := schedule.NewFakeClock(t0)
-		w, err := schedule.NewWindows([]config.ChangeWindow{{Name: "saturday-night", Start: "0 2 * * 6", Duration: 2 * time.Hour}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := saturdayWindow(t)
 		rules := testRules
 		rules.Windows = w
 		h := newHarness(t, mode, newWorld013(), withClock(clock, rules))
