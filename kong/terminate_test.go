@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kongbot/kongbot/internal/pgtest"
+	"github.com/kongbot/kongbot/kongsim"
 )
 
 // routeFor creates a service → echo upstream and a route on path through
@@ -18,15 +19,23 @@ func routeFor(t *testing.T, admin, name, upstream, path string) {
 	adminJSON(t, "POST", admin+"/services/"+name+"/routes", map[string]any{"paths": []string{path}}, 201)
 }
 
-func TestTerminationMixedWindow(t *testing.T) {
-	ctx := context.Background()
+// mixedWindow is hop 2's mixed window: a 0.14.1 node with a Route on
+// /svc14 (to an echo upstream), then the 1.0.3 `up` and a 1.0.3 node on the
+// same datastore.
+func mixedWindow(t *testing.T) (dsn string, old, n10 *kongsim.Node) {
+	t.Helper()
 	up := echoUpstream(t)
-	dsn := pgtest.New(t)
+	dsn = pgtest.New(t)
 	simMigrate(t, dsn, "0.14.1", "up")
-	old := simNode(t, dsn, "0.14.1")
+	old = simNode(t, dsn, "0.14.1")
 	routeFor(t, old.AdminURL(), "svc14", up.URL, "/svc14")
 	simMigrate(t, dsn, "1.0.3", "up")
-	n10 := simNode(t, dsn, "1.0.3")
+	return dsn, old, simNode(t, dsn, "1.0.3")
+}
+
+func TestTerminationMixedWindow(t *testing.T) {
+	ctx := context.Background()
+	dsn, old, n10 := mixedWindow(t)
 	c := newClient(t, Gateway{DatastoreDSN: dsn,
 		Generations: []GenerationNodes{
 			{Version: "0.14.1", Nodes: []NodeOptions{simNodeOpts("old", old)}},
@@ -129,13 +138,7 @@ func TestTerminationLeavesForeignPluginAlone(t *testing.T) {
 // checks that the verification catches what 0.14.1 answers.
 func TestVerifyTerminationNamesTheMixedWindowTrap(t *testing.T) {
 	ctx := context.Background()
-	up := echoUpstream(t)
-	dsn := pgtest.New(t)
-	simMigrate(t, dsn, "0.14.1", "up")
-	old := simNode(t, dsn, "0.14.1")
-	routeFor(t, old.AdminURL(), "svc14", up.URL, "/svc14")
-	simMigrate(t, dsn, "1.0.3", "up")
-	n10 := simNode(t, dsn, "1.0.3")
+	dsn, old, n10 := mixedWindow(t)
 	adminJSON(t, "POST", n10.AdminURL()+"/plugins", map[string]any{"name": "request-termination",
 		"config": map[string]any{"status_code": 503, "message": "Maintenance"}}, 201)
 	gw := Gateway{DatastoreDSN: dsn, PropagationTimeout: 3 * time.Second,
@@ -159,13 +162,7 @@ func TestVerifyTerminationNamesTheMixedWindowTrap(t *testing.T) {
 // through 1.0.3 is what makes it terminate (fixtures stage4 1.0.3/proxy/09-11).
 func TestTerminationNudgeIsWhatMakes1xSeeIt(t *testing.T) {
 	ctx := context.Background()
-	up := echoUpstream(t)
-	dsn := pgtest.New(t)
-	simMigrate(t, dsn, "0.14.1", "up")
-	old := simNode(t, dsn, "0.14.1")
-	routeFor(t, old.AdminURL(), "svc14", up.URL, "/svc14")
-	simMigrate(t, dsn, "1.0.3", "up")
-	n10 := simNode(t, dsn, "1.0.3")
+	dsn, old, n10 := mixedWindow(t)
 	// Warm 1.0.3's plugin list before the termination exists.
 	if resp, err := http.Get(n10.ProxyURL() + "/svc14"); err == nil {
 		resp.Body.Close()
