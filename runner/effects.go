@@ -180,33 +180,9 @@ func (r *Runner) rollback(ctx context.Context, run steps.Run, action steps.Rollb
 	return protect(func() error {
 		switch action {
 		case steps.RollbackRemoveTermination:
-			if r.kong == nil {
-				return errors.New("no gateway adapter configured")
-			}
-			if err := r.kong.DisableTermination(ctx, run.Gateway, env.Journal); err != nil {
-				return fmt.Errorf("removing request-termination: %w", err)
-			}
-			c, err := r.kong.VerifyTermination(ctx, run.Gateway, false)
-			if err != nil {
-				return fmt.Errorf("verifying request-termination is off: %w", err)
-			}
-			if !c.OK {
-				return fmt.Errorf("request-termination still answers: %s", strings.Join(c.Missing, "; "))
-			}
+			return r.switchTermination(ctx, run.Gateway, env.Journal, false)
 		case steps.RollbackEmergencyStop:
-			if r.kong == nil {
-				return errors.New("no gateway adapter configured")
-			}
-			if _, err := r.kong.EnableTermination(ctx, run.Gateway, env.Journal); err != nil {
-				return fmt.Errorf("emergency stop: %w", err)
-			}
-			c, err := r.kong.VerifyTermination(ctx, run.Gateway, true)
-			if err != nil {
-				return fmt.Errorf("verifying the emergency stop: %w", err)
-			}
-			if !c.OK {
-				return fmt.Errorf("emergency stop not answering on every proxy: %s", strings.Join(c.Missing, "; "))
-			}
+			return r.switchTermination(ctx, run.Gateway, env.Journal, true)
 		case steps.RollbackTrafficBack:
 			if r.traffic == nil {
 				return errors.New("no traffic adapter configured")
@@ -226,6 +202,33 @@ func (r *Runner) rollback(ctx context.Context, run steps.Run, action steps.Rollb
 		}
 		return nil
 	})
+}
+
+// switchTermination turns the bot's request-termination on (the emergency
+// stop) or off, then probes every proxy until they all agree.
+func (r *Runner) switchTermination(ctx context.Context, gateway string, j steps.Journal, on bool) error {
+	if r.kong == nil {
+		return errors.New("no gateway adapter configured")
+	}
+	what := "removing request-termination"
+	var err error
+	if on {
+		what = "emergency stop (request-termination on)"
+		_, err = r.kong.EnableTermination(ctx, gateway, j)
+	} else {
+		err = r.kong.DisableTermination(ctx, gateway, j)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	c, err := r.kong.VerifyTermination(ctx, gateway, on)
+	if err != nil {
+		return fmt.Errorf("%s: verifying: %w", what, err)
+	}
+	if !c.OK {
+		return fmt.Errorf("%s: not seen on every proxy: %s", what, strings.Join(c.Missing, "; "))
+	}
+	return nil
 }
 
 func (r *Runner) env(ctx context.Context, run steps.Run, e steps.Effect) (*steps.Env, *sink) {
